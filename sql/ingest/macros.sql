@@ -1,0 +1,80 @@
+-- Parsing helpers for staging; TEMP so they live with the connection.
+
+-- A plain decimal text ("-12.50") -> DECIMAL(38,9), or NULL when it does not
+-- fit exactly (more than 29 integer or 9 fractional significant digits):
+-- DuckDB's cast would silently round extra fractional digits.
+CREATE OR REPLACE TEMP MACRO sm_plain_decimal(t) AS (
+    CASE
+        WHEN strpos(t, '.') > 0 AND length(rtrim(t, '0')) - strpos(t, '.') > 9 THEN NULL
+        ELSE TRY_CAST(t AS DECIMAL(38, 9))
+    END
+);
+
+-- Exponent notation ("1.5e-3") rewritten as plain decimal text by moving the
+-- point in the digit string, so no float ever touches the value.
+CREATE OR REPLACE TEMP MACRO sm_place_point(sign, digits, point) AS (
+    CASE
+        WHEN point IS NULL OR abs(point) > 80 THEN NULL
+        WHEN point <= 0 THEN sign || '0.' || repeat('0', -point) || digits
+        WHEN point >= length(digits) THEN sign || digits || repeat('0', point - length(digits))
+        ELSE sign || substr(digits, 1, point) || '.' || substr(digits, point + 1)
+    END
+);
+
+CREATE OR REPLACE TEMP MACRO sm_expand_exponent(t) AS (
+    sm_place_point(
+        regexp_extract(t, '^([+-]?)', 1),
+        regexp_extract(t, '^[+-]?([0-9]*)', 1) || regexp_extract(t, '^[+-]?[0-9]*\.?([0-9]*)[eE]', 1),
+        length(regexp_extract(t, '^[+-]?([0-9]*)', 1))
+            + TRY_CAST(regexp_extract(t, '[eE]([+-]?[0-9]+)$', 1) AS INTEGER)
+    )
+);
+
+CREATE OR REPLACE TEMP MACRO sm_decimal(t) AS (
+    CASE
+        WHEN t IS NULL THEN NULL
+        WHEN regexp_full_match(trim(t), '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+')
+            THEN sm_plain_decimal(sm_expand_exponent(trim(t)))
+        WHEN contains(lower(t), 'e') THEN NULL
+        ELSE sm_plain_decimal(trim(t))
+    END
+);
+
+-- RFC 3339 text -> UTC TIMESTAMP. Through TIMESTAMPTZ, because a straight
+-- cast to TIMESTAMP drops the offset. Naive text is UTC (session TimeZone).
+CREATE OR REPLACE TEMP MACRO sm_timestamp(t) AS (
+    CASE WHEN regexp_full_match(t, '[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?')
+         THEN TRY_CAST(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END
+);
+
+-- The canonical quantity text of the derived key: no exponent, no trailing
+-- fractional zeros, no trailing point.
+CREATE OR REPLACE TEMP MACRO sm_canonical_quantity(q) AS (
+    CASE WHEN q = 0 THEN '0' ELSE rtrim(rtrim(q::VARCHAR, '0'), '.') END
+);
+
+-- DESIGN §2 derived key; keys.py holds the Python twin.
+CREATE OR REPLACE TEMP MACRO sm_derived_key(tenant_id, metric, customer_ref, resource_id, ts, quantity) AS (
+    substr(sha256(concat_ws(chr(31), tenant_id, metric, customer_ref, coalesce(resource_id, ''),
+                            epoch_us(ts)::VARCHAR, sm_canonical_quantity(quantity))), 1, 32)
+);
+
+-- Kind of a JSON value text from json_extract: string, number, object, ...
+-- NULL when the field is absent.
+CREATE OR REPLACE TEMP MACRO sm_json_kind(j) AS (
+    CASE left(j, 1)
+        WHEN '"' THEN 'string' WHEN '{' THEN 'object' WHEN '[' THEN 'array'
+        WHEN 't' THEN 'boolean' WHEN 'f' THEN 'boolean' WHEN 'n' THEN 'null'
+        ELSE CASE WHEN j IS NOT NULL THEN 'number' END
+    END
+);
+
+-- The text of a JSON value: strings unquoted (unescaped only when needed),
+-- anything else as written.
+CREATE OR REPLACE TEMP MACRO sm_json_text(j) AS (
+    CASE
+        WHEN left(j, 1) <> '"' THEN j
+        WHEN contains(j, '\') THEN json_extract_string(j, '$')
+        ELSE substr(j, 2, length(j) - 2)
+    END
+);

@@ -1,0 +1,66 @@
+-- Validates one file's raw rows (the query filled in below) into `staged`: typed
+-- fields plus the first failing reason, the derived key for rows without
+-- one, and the raw text kept only for rows that will be quarantined.
+INSERT INTO staged
+WITH src AS ({{rows}}),
+typed AS (
+    SELECT src.*,
+        sm_decimal(quantity) AS q,
+        sm_timestamp(ts) AS t,
+        coalesce(c.allow_negative, false) AS allow_negative
+    FROM src
+    LEFT JOIN metric_catalog c ON c.metric = src.metric
+),
+checked AS (
+    SELECT *,
+        CASE
+            WHEN parse_error IS NOT NULL THEN parse_error
+            WHEN coalesce(tenant_id, '') = '' OR coalesce(metric, '') = '' OR coalesce(customer_ref, '') = ''
+                 OR coalesce(quantity, '') = '' OR coalesce(ts, '') = '' THEN 'missing_field'
+            WHEN tenant_id_type <> 'string' OR metric_type <> 'string' OR customer_ref_type <> 'string'
+                 OR ts_type <> 'string' OR quantity_type NOT IN ('string', 'number')
+                 OR coalesce(idempotency_key_type, 'string') NOT IN ('string', 'null')
+                 OR coalesce(resource_id_type, 'string') NOT IN ('string', 'null')
+                 OR coalesce(meta_type, 'object') NOT IN ('object', 'null') THEN 'invalid_type'
+            WHEN length(tenant_id) > 128 OR length(metric) > 128 OR length(customer_ref) > 255
+                 OR length(idempotency_key) > 255 OR length(resource_id) > 255 THEN 'field_too_long'
+            WHEN q IS NULL THEN 'invalid_quantity'
+            WHEN q < 0 AND NOT allow_negative THEN 'negative_quantity'
+            WHEN t IS NULL THEN 'invalid_timestamp'
+            WHEN t > getvariable('sm_max_ts') THEN 'future_timestamp'
+        END AS reason
+    FROM typed
+)
+SELECT
+    {{file_seq}} AS file_seq,
+    row_number,
+    tenant_id, metric, customer_ref,
+    nullif(resource_id, '') AS resource_id,
+    q AS quantity,
+    t AS ts,
+    CASE
+        WHEN reason IS NOT NULL THEN nullif(idempotency_key, '')
+        WHEN coalesce(idempotency_key, '') <> '' THEN idempotency_key
+        ELSE sm_derived_key(tenant_id, metric, customer_ref, nullif(resource_id, ''), t, q)
+    END AS idempotency_key,
+    coalesce(idempotency_key, '') = '' AS key_derived,
+    CASE WHEN meta_type = 'object' THEN meta END AS meta,
+    reason,
+    CASE reason
+        WHEN 'invalid_json' THEN 'line is not a JSON object'
+        WHEN 'malformed_row' THEN 'row has more cells than the header'
+        WHEN 'missing_field' THEN 'required field empty or absent: ' || concat_ws(', ',
+            CASE WHEN coalesce(tenant_id, '') = '' THEN 'tenantId' END,
+            CASE WHEN coalesce(metric, '') = '' THEN 'metric' END,
+            CASE WHEN coalesce(customer_ref, '') = '' THEN 'customerRef' END,
+            CASE WHEN coalesce(quantity, '') = '' THEN 'quantity' END,
+            CASE WHEN coalesce(ts, '') = '' THEN 'ts' END)
+        WHEN 'invalid_type' THEN 'a field has the wrong JSON type (strings for ids and ts, number or string for quantity, object for meta)'
+        WHEN 'field_too_long' THEN 'tenantId/metric at most 128 chars, customerRef/idempotencyKey/resourceId at most 255'
+        WHEN 'invalid_quantity' THEN 'quantity ' || left(quantity, 64) || ' is not a finite decimal with at most 29 integer and 9 fractional digits'
+        WHEN 'negative_quantity' THEN 'metric ' || metric || ' does not allow negative quantities'
+        WHEN 'invalid_timestamp' THEN 'ts ' || left(ts, 64) || ' is not an RFC 3339 timestamp'
+        WHEN 'future_timestamp' THEN 'ts ' || left(ts, 64) || ' is beyond the allowed clock skew'
+    END AS detail,
+    CASE WHEN reason IS NOT NULL THEN raw END AS raw
+FROM checked

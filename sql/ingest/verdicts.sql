@@ -1,0 +1,43 @@
+-- Which valid staged rows must not be appended, and why: their key is
+-- already in the ledger or repeats earlier in the batch (first by file, then
+-- row, wins). Same billable payload -> duplicate; different -> conflict.
+-- `meta` is descriptive and never part of the payload.
+CREATE OR REPLACE TEMP TABLE verdicts AS
+WITH valid AS (
+    SELECT * FROM staged WHERE reason IS NULL
+),
+in_ledger AS (
+    SELECT v.file_seq, v.row_number, 1 AS priority,
+        e.metric = v.metric AND e.customer_ref = v.customer_ref
+            AND e.resource_id IS NOT DISTINCT FROM v.resource_id
+            AND e.ts = v.ts AND e.quantity = v.quantity AS same,
+        e.source_file AS first_file, e.row_number AS first_row
+    FROM valid v
+    JOIN events e ON e.tenant_id = v.tenant_id AND e.idempotency_key = v.idempotency_key
+),
+repeated AS (
+    SELECT tenant_id, idempotency_key FROM valid GROUP BY ALL HAVING count(*) > 1
+),
+ranked AS (
+    SELECT v.file_seq, v.row_number, 2 AS priority,
+        row_number() OVER w AS rk,
+        struct_pack(v.metric, v.customer_ref, v.resource_id, v.ts, v.quantity)
+            IS NOT DISTINCT FROM first_value(struct_pack(v.metric, v.customer_ref, v.resource_id, v.ts, v.quantity)) OVER w AS same,
+        first_value(v.file_seq) OVER w AS first_seq,
+        first_value(v.row_number) OVER w AS first_row
+    FROM valid v
+    SEMI JOIN repeated r ON r.tenant_id = v.tenant_id AND r.idempotency_key = v.idempotency_key
+    WINDOW w AS (PARTITION BY v.tenant_id, v.idempotency_key ORDER BY v.file_seq, v.row_number)
+),
+candidates AS (
+    SELECT file_seq, row_number, priority, same, first_file, first_row FROM in_ledger
+    UNION ALL
+    SELECT r.file_seq, r.row_number, r.priority, r.same, f.path, r.first_row
+    FROM ranked r JOIN batch_files f ON f.file_seq = r.first_seq
+    WHERE r.rk > 1
+)
+SELECT file_seq, row_number,
+    CASE WHEN same THEN 'duplicate' ELSE 'conflict' END AS verdict,
+    first_file, first_row
+FROM candidates
+QUALIFY row_number() OVER (PARTITION BY file_seq, row_number ORDER BY priority) = 1;

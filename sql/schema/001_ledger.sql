@@ -1,0 +1,81 @@
+-- The immutable ledger and its bookkeeping. Created on first connection;
+-- every statement is idempotent.
+
+-- One row per accepted usage event; never updated or deleted.
+-- idempotency_key: the producer's key, or the derived key (DESIGN §2):
+--   first 128 bits of SHA-256, lowercase hex.
+-- seq: ingestion order (file_seq << 32 | row_number), the tie-break for `last`.
+CREATE TABLE IF NOT EXISTS events (
+    tenant_id       VARCHAR NOT NULL,
+    metric          VARCHAR NOT NULL,
+    customer_ref    VARCHAR NOT NULL,
+    resource_id     VARCHAR,
+    quantity        DECIMAL(38, 9) NOT NULL,
+    ts              TIMESTAMP NOT NULL,   -- UTC, microseconds
+    idempotency_key VARCHAR NOT NULL,
+    key_derived     BOOLEAN NOT NULL,
+    meta            JSON,
+    source_file     VARCHAR NOT NULL,
+    row_number      BIGINT NOT NULL,
+    batch_id        VARCHAR NOT NULL,
+    seq             BIGINT NOT NULL,
+    ingested_at     TIMESTAMP NOT NULL
+);
+
+-- Rows that could not be accepted, with the reason; never dropped.
+CREATE TABLE IF NOT EXISTS quarantine (
+    source_file     VARCHAR NOT NULL,
+    row_number      BIGINT,               -- JSONL line; CSV row counting the header as 1; Parquet row from 1
+    raw             VARCHAR,
+    reason          VARCHAR NOT NULL,
+    detail          VARCHAR,
+    tenant_id       VARCHAR,
+    idempotency_key VARCHAR,
+    batch_id        VARCHAR NOT NULL,
+    quarantined_at  TIMESTAMP NOT NULL
+);
+
+CREATE SEQUENCE IF NOT EXISTS landing_file_seq START 1;
+
+-- Every landing file seen, whether loaded, rejected or skipped as a re-drop.
+CREATE TABLE IF NOT EXISTS landing_files (
+    file_seq          BIGINT NOT NULL,
+    path              VARCHAR NOT NULL,
+    content_hash      VARCHAR NOT NULL,   -- sha256 of the bytes as stored
+    format            VARCHAR NOT NULL,   -- jsonl | csv | parquet
+    size_bytes        BIGINT,
+    rows_total        BIGINT NOT NULL DEFAULT 0,
+    rows_loaded       BIGINT NOT NULL DEFAULT 0,
+    rows_duplicate    BIGINT NOT NULL DEFAULT 0,
+    rows_quarantined  BIGINT NOT NULL DEFAULT 0,
+    status            VARCHAR NOT NULL,   -- loaded | rejected | skipped
+    error             VARCHAR,
+    batch_id          VARCHAR NOT NULL,
+    loaded_at         TIMESTAMP NOT NULL
+);
+
+-- Greatest event ts folded in so far, per counter (DESIGN §3).
+CREATE TABLE IF NOT EXISTS watermarks (
+    tenant_id    VARCHAR NOT NULL,
+    metric       VARCHAR NOT NULL,
+    customer_ref VARCHAR NOT NULL,
+    watermark    TIMESTAMP NOT NULL,
+    updated_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (tenant_id, metric, customer_ref)
+);
+
+-- Events that arrived later than the lateness window. They stay in the
+-- ledger but count only once a replay or backfill applies them.
+CREATE TABLE IF NOT EXISTS late_events (
+    tenant_id       VARCHAR NOT NULL,
+    metric          VARCHAR NOT NULL,
+    customer_ref    VARCHAR NOT NULL,
+    idempotency_key VARCHAR NOT NULL,
+    ts              TIMESTAMP NOT NULL,
+    lateness        INTERVAL NOT NULL,    -- watermark at arrival minus ts
+    status          VARCHAR NOT NULL,     -- pending | applied
+    batch_id        VARCHAR NOT NULL,
+    detected_at     TIMESTAMP NOT NULL,
+    applied_at      TIMESTAMP,
+    PRIMARY KEY (tenant_id, idempotency_key)
+);

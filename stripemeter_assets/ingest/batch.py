@@ -1,0 +1,112 @@
+"""One ingest batch: stage and validate every file, then dedupe and append
+in a single DuckDB transaction (all of the batch or none of it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+
+from stripemeter_assets.ingest.formats import UnreadableFile, rows_sql
+from stripemeter_assets.ingest.landing import LandingFile, local_copy
+from stripemeter_assets.settings import Config
+from stripemeter_assets.sqlfiles import render_sql
+from stripemeter_assets.warehouse import query, run_script, transaction
+
+MAX_ERROR_CHARS = 500
+# Errors in our own SQL must fail the run, never pass for a bad file.
+_OUR_BUGS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)
+
+
+@dataclass
+class FileResult:
+    path: str
+    format: str
+    status: str  # loaded | rejected | skipped
+    content_hash: str = ""
+    rows_total: int = 0
+    rows_loaded: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+    error: str | None = None
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    files: list[FileResult] = field(default_factory=list)
+    days: list[dict] = field(default_factory=list)  # day, events, late_within_window
+    late_pending: int = 0
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(f, attr) for f in self.files)
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+
+def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: datetime) -> None:
+    run_script(conn, "ingest/macros.sql")
+    run_script(conn, "ingest/staging.sql")
+    if config.metrics:
+        conn.executemany(
+            "INSERT INTO metric_catalog VALUES (?, ?, ?)",
+            [(m.name, m.allow_negative, int(config.lateness(m.name) / timedelta(microseconds=1)))
+             for m in config.metrics.values()],
+        )
+    skew = timedelta(hours=config.max_clock_skew_hours)
+    conn.execute("SET VARIABLE sm_max_ts = ?::TIMESTAMP", [(now + skew).replace(tzinfo=None)])
+    conn.execute("""CREATE OR REPLACE TEMP TABLE batch_files (
+        file_seq BIGINT, path VARCHAR, content_hash VARCHAR, format VARCHAR, size_bytes BIGINT,
+        status VARCHAR, error VARCHAR)""")
+
+
+def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[str, str]) -> None:
+    with local_copy(file) as (local, content_hash):
+        file_seq = conn.execute("SELECT nextval('landing_file_seq')").fetchone()[0]
+        status, error = "loaded", None
+        if content_hash in seen:
+            status, error = "skipped", f"same content as {seen[content_hash]}, already loaded"
+        else:
+            try:
+                conn.execute(render_sql("ingest/validate.sql", rows=rows_sql(conn, local, file.format),
+                                        file_seq=str(int(file_seq))))
+            except _OUR_BUGS:
+                raise
+            except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:
+                # The failed INSERT is atomic, so no row of this file stays staged.
+                status, error = "rejected", f"{type(exc).__name__}: {exc}".replace(local, file.path)[:MAX_ERROR_CHARS]
+            else:
+                seen[content_hash] = file.path
+        conn.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [file_seq, file.path, content_hash, file.format, file.size, status, error])
+
+
+def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, batch_id: str,
+                 config: Config, now: datetime) -> BatchResult:
+    """Loads `files` as one batch; returns per-file counts and what changed."""
+    naive_now = now.replace(tzinfo=None)
+    prepare_session(conn, config, now)
+    seen = dict(conn.execute("SELECT content_hash, any_value(path) FROM landing_files "
+                             "WHERE status = 'loaded' GROUP BY ALL").fetchall())
+    for file in files:
+        _stage_file(conn, file, seen)
+
+    default_lateness = int(timedelta(hours=config.lateness_hours) / timedelta(microseconds=1))
+    with transaction(conn):
+        run_script(conn, "ingest/verdicts.sql")
+        run_script(conn, "ingest/append.sql", batch_id=batch_id, now=naive_now)
+        run_script(conn, "ingest/late_events.sql", batch_id=batch_id, now=naive_now,
+                   default_lateness_us=default_lateness)
+        days = query(conn, "ingest/batch_summary.sql", batch_id=batch_id)
+        run_script(conn, "ingest/watermarks.sql", batch_id=batch_id, now=naive_now)
+        run_script(conn, "ingest/rejected.sql", batch_id=batch_id, now=naive_now)
+        late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
+        rows = conn.execute(
+            "SELECT path, format, status, content_hash, rows_total, rows_loaded, rows_duplicate, "
+            "rows_quarantined, error FROM landing_files WHERE batch_id = ? ORDER BY file_seq", [batch_id]
+        ).fetchall()
+    conn.execute("DROP TABLE staged; DROP TABLE verdicts; DROP TABLE batch_files")
+    return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,
+                       late_pending=late_pending)

@@ -1,0 +1,171 @@
+"""Injected faults and the opt-in rate limiter, as the real stripe SDK experiences them."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import stripe
+
+from stripemeter_assets.stripe_emulator import EmulatorServer
+
+NOW = 1_773_576_000  # 2026-03-15T12:00:00Z
+EVENTS = "/v1/billing/meter_events"
+
+
+@pytest.fixture
+def emu():
+    with EmulatorServer(now=NOW) as server:
+        server.create_customer("cus_A")
+        server.create_meter("api_calls", formula="sum", meter_id="mtr_test_api")
+        yield server
+
+
+def client_for(emu, retries=0, **kw):
+    return stripe.StripeClient("sk_test_emulator", base_addresses={"api": emu.url}, max_network_retries=retries, **kw)
+
+
+def send(client, value=5, identifier="evt-1"):
+    return client.v1.billing.meter_events.create(
+        {
+            "event_name": "api_calls",
+            "payload": {"stripe_customer_id": "cus_A", "value": str(value)},
+            "identifier": identifier,
+            "timestamp": NOW - 60,
+        }
+    )
+
+
+def statuses(emu):
+    return [(r["status"], r["fault"]) for r in emu.requests() if r["path"] == EVENTS]
+
+
+def test_injected_429_surfaces_as_rate_limit_error(emu):
+    emu.inject_fault("rate_limit", path_prefix=EVENTS)
+    with pytest.raises(stripe.RateLimitError) as info:
+        send(client_for(emu))
+    assert info.value.http_status == 429 and info.value.error.code == "rate_limit"
+    assert emu.meter_events() == []
+
+
+def test_sdk_does_not_retry_a_rate_limit_429_by_itself(emu):
+    emu.inject_fault("rate_limit", path_prefix=EVENTS)
+    with pytest.raises(stripe.RateLimitError):
+        send(client_for(emu, retries=2))
+    assert statuses(emu) == [(429, "rate_limit")]
+
+
+def test_injected_500_surfaces_as_api_error(emu):
+    emu.inject_fault("api_error", path_prefix=EVENTS)
+    with pytest.raises(stripe.APIError) as info:
+        send(client_for(emu))
+    assert info.value.http_status == 500
+    assert emu.meter_events() == []
+
+
+def test_sdk_retry_succeeds_after_an_injected_500(emu):
+    emu.inject_fault("api_error", path_prefix=EVENTS)
+    event = send(client_for(emu, retries=2))
+    assert event.identifier == "evt-1"
+    assert statuses(emu) == [(500, "api_error"), (200, None)]
+    keys = {r["idempotency_key"] for r in emu.requests() if r["path"] == EVENTS}
+    assert len(keys) == 1  # the SDK retried with the same idempotency key
+    assert len(emu.meter_events()) == 1
+
+
+def test_sdk_retry_succeeds_after_a_lock_timeout(emu):
+    emu.inject_fault("lock_timeout", path_prefix=EVENTS)
+    send(client_for(emu, retries=2))
+    assert statuses(emu) == [(429, "lock_timeout"), (200, None)]
+
+
+def test_sdk_retry_succeeds_after_an_idempotency_conflict_409(emu):
+    emu.inject_fault("idempotency_conflict", path_prefix=EVENTS)
+    send(client_for(emu, retries=2))
+    assert statuses(emu) == [(409, "idempotency_conflict"), (200, None)]
+
+
+def test_dropped_connection_raises_api_connection_error_and_stores_nothing(emu):
+    emu.inject_fault("drop", path_prefix=EVENTS)
+    with pytest.raises(stripe.APIConnectionError):
+        send(client_for(emu))
+    assert emu.meter_events() == []
+
+
+def test_accept_then_drop_leaves_the_event_stored(emu):
+    emu.inject_fault("accept_then_drop", path_prefix=EVENTS)
+    with pytest.raises(stripe.APIConnectionError):
+        send(client_for(emu))
+    assert [e["identifier"] for e in emu.meter_events()] == ["evt-1"]
+
+
+def test_sdk_retry_after_accept_then_drop_is_replayed_not_double_counted(emu):
+    emu.inject_fault("accept_then_drop", path_prefix=EVENTS)
+    event = send(client_for(emu, retries=2))
+    assert event.last_response.headers.get("Idempotent-Replayed") == "true"
+    assert len(emu.meter_events()) == 1
+
+
+def test_fault_applies_only_to_matching_method_and_path(emu):
+    emu.inject_fault("api_error", method="POST", path_prefix=EVENTS, count=2)
+    client = client_for(emu)
+    assert client.v1.billing.meters.list().data  # GET elsewhere is untouched
+    for _ in range(2):
+        with pytest.raises(stripe.APIError):
+            send(client)
+    send(client)  # the fault is used up
+    assert emu.faults_pending() == []
+
+
+def test_fault_can_target_one_stripe_account(emu):
+    emu.create_customer("cus_A", account="acct_1")
+    emu.create_meter("api_calls", account="acct_1")
+    emu.inject_fault("api_error", path_prefix=EVENTS, account="acct_1")
+    send(client_for(emu))  # platform: not affected
+    with pytest.raises(stripe.APIError):
+        send(client_for(emu, stripe_account="acct_1"))
+
+
+def test_delay_longer_than_the_client_timeout_raises_api_connection_error(emu):
+    emu.inject_fault("delay", path_prefix=EVENTS, delay=1.0)
+    client = client_for(emu, http_client=stripe.RequestsClient(timeout=0.2))
+    with pytest.raises(stripe.APIConnectionError):
+        send(client)
+
+
+def test_opt_in_rate_limiter_returns_429_beyond_the_limit(emu):
+    emu.set_rate_limit(test=3)
+    client = client_for(emu)
+    for _ in range(3):
+        client.v1.billing.meters.list()
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.billing.meters.list()
+
+
+def test_rate_limiter_is_off_by_default(emu):
+    client = client_for(emu)
+    for _ in range(40):  # beyond Stripe's 25/s test-mode limit
+        client.v1.billing.meters.list()
+
+
+def test_opt_in_meter_event_concurrency_limit_rejects_a_parallel_call(emu):
+    emu.set_rate_limit(meter_event_concurrency=True)
+    emu.inject_fault("delay", path_prefix=EVENTS, delay=0.8)
+    outcome = {}
+
+    def slow():
+        outcome["first"] = send(client_for(emu), identifier="slow")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    try:
+        for _ in range(200):  # wait until the slow call has taken its fault (it is in flight)
+            if not emu.faults_pending():
+                break
+            threading.Event().wait(0.01)
+        threading.Event().wait(0.1)
+        with pytest.raises(stripe.RateLimitError):
+            send(client_for(emu), identifier="parallel")
+    finally:
+        thread.join()
+    assert outcome["first"].identifier == "slow"
