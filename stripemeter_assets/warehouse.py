@@ -28,20 +28,29 @@ def _only_comments(stmt: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in stmt.splitlines())
 
 
+def _params_named(stmt: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    code = "\n".join(line.split("--", 1)[0] for line in stmt.splitlines())
+    return {k: params[k] for k in _PARAM.findall(code) if k in params} or None
+
+
 def run_script(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
     """Runs every statement of `sql/<name>`, each with the `$params` it names."""
     for stmt in statements(load_sql(name)):
-        used = {k: params[k] for k in _PARAM.findall(stmt) if k in params}
-        conn.execute(stmt, used or None)
+        conn.execute(stmt, _params_named(stmt, params))
 
 
 def query(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
     """Rows of the single query in `sql/<name>`, as dicts."""
     stmt = load_sql(name)
-    used = {k: params[k] for k in _PARAM.findall(stmt) if k in params}
-    cur = conn.execute(stmt, used or None)
+    cur = conn.execute(stmt, _params_named(stmt, params))
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def create_temp_table(conn: duckdb.DuckDBPyConnection, table: str, name: str, **params: Any) -> None:
+    """TEMP `table` holding the rows of the query in `sql/<name>`."""
+    stmt = load_sql(name)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stmt}", _params_named(stmt, params))
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:

@@ -70,9 +70,10 @@ CREATE OR REPLACE TEMP MACRO sm_json_kind(j) AS (
 );
 
 -- The text of a JSON value: strings unquoted (unescaped only when needed),
--- anything else as written.
+-- null as absent, anything else as written.
 CREATE OR REPLACE TEMP MACRO sm_json_text(j) AS (
     CASE
+        WHEN j = 'null' THEN NULL
         WHEN left(j, 1) <> '"' THEN j
         WHEN contains(j, '\') THEN json_extract_string(j, '$')
         ELSE substr(j, 2, length(j) - 2)

@@ -16,8 +16,3 @@ CREATE OR REPLACE TEMP TABLE staged (
     detail          VARCHAR,
     raw             VARCHAR
 );
-CREATE OR REPLACE TEMP TABLE metric_catalog (
-    metric         VARCHAR PRIMARY KEY,
-    allow_negative BOOLEAN NOT NULL,
-    lateness_us    BIGINT NOT NULL
-);

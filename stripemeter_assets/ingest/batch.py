@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
 from stripemeter_assets.ingest.formats import UnreadableFile, rows_sql
 from stripemeter_assets.ingest.landing import LandingFile, local_copy
 from stripemeter_assets.settings import Config
@@ -49,12 +50,7 @@ class BatchResult:
 def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: datetime) -> None:
     run_script(conn, "ingest/macros.sql")
     run_script(conn, "ingest/staging.sql")
-    if config.metrics:
-        conn.executemany(
-            "INSERT INTO metric_catalog VALUES (?, ?, ?)",
-            [(m.name, m.allow_negative, int(config.lateness(m.name) / timedelta(microseconds=1)))
-             for m in config.metrics.values()],
-        )
+    load_metric_catalog(conn, config)
     skew = timedelta(hours=config.max_clock_skew_hours)
     conn.execute("SET VARIABLE sm_max_ts = ?::TIMESTAMP", [(now + skew).replace(tzinfo=None)])
     conn.execute("""CREATE OR REPLACE TEMP TABLE batch_files (
@@ -93,12 +89,11 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     for file in files:
         _stage_file(conn, file, seen)
 
-    default_lateness = int(timedelta(hours=config.lateness_hours) / timedelta(microseconds=1))
     with transaction(conn):
         run_script(conn, "ingest/verdicts.sql")
         run_script(conn, "ingest/append.sql", batch_id=batch_id, now=naive_now)
         run_script(conn, "ingest/late_events.sql", batch_id=batch_id, now=naive_now,
-                   default_lateness_us=default_lateness)
+                   default_lateness_us=default_lateness_us(config))
         days = query(conn, "ingest/batch_summary.sql", batch_id=batch_id)
         run_script(conn, "ingest/watermarks.sql", batch_id=batch_id, now=naive_now)
         run_script(conn, "ingest/rejected.sql", batch_id=batch_id, now=naive_now)

@@ -1,0 +1,32 @@
+# stripemeter: `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: setup demo test ui bench clean-data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/stripemeter demo
+
+test: $(STAMP)
+	$(BIN)/pytest -n 2 -q
+
+ui: $(STAMP)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean-data:
+	rm -rf data/landing data/warehouse.duckdb* data/analytics.duckdb* data/reports
+	find data/dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

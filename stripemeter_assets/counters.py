@@ -1,0 +1,122 @@
+"""Counter recomputation: daily and period counters as pure functions of the
+ledger, the replay that applies late events, and its per-counter diff."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import duckdb
+
+from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
+from stripemeter_assets.settings import Config
+from stripemeter_assets.warehouse import create_temp_table, run_script
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def recompute_days(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime,
+                   tenant: str | None = None) -> int:
+    """Rewrites daily_usage for [start, end); call inside a transaction."""
+    run_script(conn, "counters/daily_usage.sql", start=_naive(start), end=_naive(end), now=_naive(now), tenant=tenant)
+    return conn.execute("SELECT count(*) FROM daily_usage WHERE day >= ?::DATE AND day < ?::DATE",
+                        [_naive(start), _naive(end)]).fetchone()[0]
+
+
+def recompute_period(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
+                     now: datetime, run_id: str, tenant: str | None = None) -> int:
+    """Rewrites period_usage for the period [start, end) from daily_usage,
+    recording changes to a closed period; call inside a transaction.
+    Returns how many adjustments were recorded."""
+    load_metric_catalog(conn, config)
+    before = conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0]
+    create_temp_table(conn, "new_period", "counters/period_values.sql",
+                      start=_naive(start), end=_naive(end), tenant=tenant)
+    run_script(conn, "counters/period_usage.sql", start=_naive(start), now=_naive(now),
+               default_lateness_us=default_lateness_us(config), policy=config.close_policy, run_id=run_id,
+               tenant=tenant)
+    return conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0] - before
+
+
+def month_starts(start: datetime, end: datetime) -> list[datetime]:
+    """Starts of the calendar months overlapping [start, end)."""
+    first = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    months = []
+    while first < end:
+        months.append(first)
+        first = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return months
+
+
+def next_month(start: datetime) -> datetime:
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+@dataclass(frozen=True)
+class CounterDiff:
+    tenant_id: str
+    metric: str
+    customer_ref: str
+    period_start: datetime
+    old: Decimal | None
+    new: Decimal | None
+
+    @property
+    def delta(self) -> Decimal:
+        return (self.new or Decimal(0)) - (self.old or Decimal(0))
+
+
+@dataclass
+class ReplayResult:
+    diffs: list[CounterDiff]
+    late_applied: int
+    adjustments: int
+    days: list[str]
+    periods: list[datetime]
+    applied: bool
+
+
+def replay(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime, *,
+           now: datetime, run_id: str, tenant: str | None = None, dry_run: bool = False) -> ReplayResult:
+    """Applies pending late events with ts in [start, end) (optionally of one
+    tenant), recomputes the days of the range and the periods they touch,
+    and diffs every period counter. A dry run rolls everything back."""
+    start, end = _naive(start), _naive(end)
+    day_start = _midnight(start)
+    day_end = end if end == _midnight(end) else _midnight(end) + timedelta(days=1)
+    periods = month_starts(day_start, day_end)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("CREATE OR REPLACE TEMP TABLE replay_before AS SELECT tenant_id, metric, customer_ref, "
+                     "period_start, value FROM period_usage WHERE period_start IN (SELECT unnest(?::TIMESTAMP[])) "
+                     "AND (?::VARCHAR IS NULL OR tenant_id = ?)", [periods, tenant, tenant])
+        late_applied = conn.execute(
+            "UPDATE late_events SET status = 'applied', applied_at = ? WHERE status = 'pending' "
+            "AND ts >= ? AND ts < ? AND (?::VARCHAR IS NULL OR tenant_id = ?)",
+            [_naive(now), start, end, tenant, tenant]).fetchone()[0]
+        recompute_days(conn, day_start, day_end, now, tenant)
+        adjustments = sum(recompute_period(conn, config, p, next_month(p), now, run_id, tenant) for p in periods)
+        rows = conn.execute("""
+            SELECT coalesce(n.tenant_id, o.tenant_id), coalesce(n.metric, o.metric),
+                   coalesce(n.customer_ref, o.customer_ref), coalesce(n.period_start, o.period_start), o.value, n.value
+            FROM (SELECT * FROM period_usage WHERE period_start IN (SELECT unnest(?::TIMESTAMP[]))
+                    AND (?::VARCHAR IS NULL OR tenant_id = ?)) n
+            FULL JOIN replay_before o USING (tenant_id, metric, customer_ref, period_start)
+            WHERE n.value IS DISTINCT FROM o.value
+            ORDER BY 1, 2, 3, 4""", [periods, tenant, tenant]).fetchall()
+        days = [d.strftime("%Y-%m-%d") for d in _days(day_start, day_end)]
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("ROLLBACK" if dry_run else "COMMIT")
+    return ReplayResult(diffs=[CounterDiff(*r) for r in rows], late_applied=late_applied, adjustments=adjustments,
+                        days=days, periods=periods, applied=not dry_run)
+
+
+def _midnight(ts: datetime) -> datetime:
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _days(start: datetime, end: datetime) -> list[datetime]:
+    return [start + timedelta(days=i) for i in range((end - start).days)]

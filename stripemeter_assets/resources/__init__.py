@@ -1,0 +1,4 @@
+from stripemeter_assets.resources.landing import LandingResource
+from stripemeter_assets.resources.warehouse import WarehouseResource
+
+__all__ = ["LandingResource", "WarehouseResource"]

@@ -1,0 +1,87 @@
+"""Headless runs through the same definitions and instance the daemon uses:
+sensors evaluated once per round, their run requests executed in process,
+until nothing is pending (`stripemeter catch-up`)."""
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
+CURSOR_PREFIX = "stripemeter/headless/"
+# Headless runs print their outcome lines; step-by-step logs stay in the instance.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class RunOutcome:
+    job: str
+    run_id: str
+    success: bool
+    partitions: str = ""
+
+
+@dataclass
+class CatchUpReport:
+    runs: list[RunOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [r for r in self.runs if not r.success]
+
+
+def _already_succeeded(instance: dg.DagsterInstance, run_key: str | None) -> bool:
+    if not run_key:
+        return False
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key},
+                                                   statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+    return bool(runs)
+
+
+def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest,
+                    default_job: str | None = None) -> RunOutcome:
+    job_name = request.job_name or default_job
+    job = defs.resolve_job_def(job_name)
+    tags = dict(request.tags or {})
+    if request.run_key:
+        tags["dagster/run_key"] = request.run_key
+    run_config = {**QUIET_LOGS, **(request.run_config or {})}
+    result = job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        tags=tags,
+        partition_key=request.partition_key,
+        raise_on_error=False,
+    )
+    span = request.partition_key or "..".join(
+        filter(None, [tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")]))
+    return RunOutcome(job=job_name, run_id=result.run_id, success=result.success, partitions=span)
+
+
+def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> list[dg.RunRequest]:
+    """One tick of a sensor with its headless cursor kept in the instance."""
+    sensor = defs.resolve_sensor_def(name)
+    key = CURSOR_PREFIX + name
+    cursor = instance.run_storage.get_cursor_values({key}).get(key)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=name,
+                                      resources=defs.resources)
+    result = sensor.evaluate_tick(context)
+    if result.cursor is not None:
+        instance.run_storage.set_cursor_values({key: result.cursor})
+    default_job = sensor.job_name if len(sensor.targets) == 1 else None
+    return [r.with_replaced_attrs(job_name=r.job_name or default_job) for r in result.run_requests or []]
+
+
+def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 20) -> CatchUpReport:
+    """Runs what the sensors request until a round requests nothing."""
+    report = CatchUpReport()
+    for _ in range(max_rounds):
+        requested = 0
+        for name in SENSOR_ORDER:
+            for request in evaluate_sensor(defs, instance, name):
+                requested += 1
+                if _already_succeeded(instance, request.run_key):
+                    continue
+                report.runs.append(execute_request(defs, instance, request))
+        if not requested:
+            break
+    return report

@@ -1,0 +1,119 @@
+"""Shared fixtures: a temporary landing folder, DuckDB warehouse, config and
+persistent Dagster instance per test, selected through the same environment
+variables production uses."""
+
+import gzip
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from stripemeter_assets import settings
+from stripemeter_assets.ingest import ingest_batch, list_ready_files
+from stripemeter_assets.warehouse import connect
+
+NOW = "2025-03-20T12:00:00Z"
+BASE_CONFIG = {
+    "lateness_hours": 48,
+    "metrics": {
+        "api_calls": {"aggregation": "sum"},
+        "credits": {"aggregation": "sum", "allow_negative": True},
+        "storage_gb": {"aggregation": "max"},
+        "seats": {"aggregation": "last"},
+        "requests": {"aggregation": "count"},
+    },
+}
+
+
+class Env:
+    """Paths of one test's landing, warehouse and config."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch):
+        self.root = root
+        self.landing = root / "landing"
+        self.landing.mkdir()
+        self.warehouse = root / "warehouse.duckdb"
+        self.config_path = root / "stripemeter.yaml"
+        self.home = root / "dagster_home"
+        self.home.mkdir()
+        shutil.copy(settings.DATA_DIR / "dagster_home" / "dagster.yaml", self.home / "dagster.yaml")
+        self._monkeypatch = monkeypatch
+        self.write_config(BASE_CONFIG)
+        for key, value in {
+            "STRIPEMETER_LANDING": str(self.landing),
+            "STRIPEMETER_WAREHOUSE": str(self.warehouse),
+            "STRIPEMETER_ANALYTICS": str(root / "analytics.duckdb"),
+            "STRIPEMETER_CONFIG": str(self.config_path),
+            "STRIPEMETER_SETTLE_SECONDS": "0",
+            "STRIPEMETER_NOW": NOW,
+            "DAGSTER_HOME": str(self.home),
+        }.items():
+            monkeypatch.setenv(key, value)
+        for key in ("STRIPE_API_KEY", "STRIPE_TEST_API_KEY", "STRIPE_API_BASE"):
+            monkeypatch.delenv(key, raising=False)
+
+    def write_config(self, data: dict) -> None:
+        self.config_path.write_text(yaml.safe_dump(data))
+
+    def set_now(self, iso: str) -> None:
+        self._monkeypatch.setenv("STRIPEMETER_NOW", iso)
+
+    def drop_jsonl(self, name: str, events: list, gz: bool = False) -> Path:
+        text = "".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in events)
+        path = self.landing / name
+        path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+        return path
+
+    def drop_text(self, name: str, text: str) -> Path:
+        path = self.landing / name
+        path.write_text(text)
+        return path
+
+    def drop_parquet(self, name: str, events: list[dict]) -> Path:
+        path = self.landing / name
+        con = duckdb.connect()
+        con.execute("CREATE TABLE t (tenantId VARCHAR, metric VARCHAR, customerRef VARCHAR, quantity VARCHAR, "
+                    "ts VARCHAR, idempotencyKey VARCHAR, resourceId VARCHAR)")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [[e.get(k) for k in ("tenantId", "metric", "customerRef", "quantity", "ts",
+                                              "idempotencyKey", "resourceId")] for e in events])
+        con.execute(f"COPY t TO '{path}' (FORMAT parquet)")
+        con.close()
+        return path
+
+    def ingest(self, batch_id: str = "batch"):
+        """One real ingest batch of every ready landing file."""
+        files = list_ready_files(str(self.landing), settle=0)
+        with connect(str(self.warehouse)) as conn:
+            return ingest_batch(conn, files, batch_id=batch_id, config=settings.load_config(),
+                                now=settings.now())
+
+    def sql(self, query: str, params=None) -> list[tuple]:
+        with connect(str(self.warehouse)) as conn:
+            return conn.execute(query, params).fetchall()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    return Env(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def instance(env: Env):
+    with dg.DagsterInstance.get() as inst:
+        yield inst
+
+
+def event(tenant="acme", metric="api_calls", customer="cus_A", quantity="1", ts="2025-03-10T10:00:00Z", **extra):
+    e = {"tenantId": tenant, "metric": metric, "customerRef": customer, "quantity": quantity, "ts": ts}
+    e.update(extra)
+    return e
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
