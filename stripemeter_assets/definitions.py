@@ -8,11 +8,12 @@ from stripemeter_assets.jobs import daily_usage_job, ingest_job, period_usage_jo
 from stripemeter_assets.replay_job import replay_job
 from stripemeter_assets.resources import LandingResource, WarehouseResource
 from stripemeter_assets.sensors import landing_sensor, watermark_sensor
+from stripemeter_assets.snapshot_job import snapshot_job, snapshot_sensor
 
 defs = dg.Definitions(
     assets=[usage_events, daily_usage, period_usage],
-    jobs=[ingest_job, daily_usage_job, period_usage_job, replay_job],
-    sensors=[landing_sensor, watermark_sensor],
+    jobs=[ingest_job, daily_usage_job, period_usage_job, replay_job, snapshot_job],
+    sensors=[landing_sensor, watermark_sensor, snapshot_sensor],
     resources={
         "warehouse": WarehouseResource(),
         "landing": LandingResource(),

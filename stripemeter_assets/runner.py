@@ -84,4 +84,6 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
                 report.runs.append(execute_request(defs, instance, request))
         if not requested:
             break
+    if any(r.success for r in report.runs):
+        report.runs.append(execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job")))
     return report
