@@ -14,6 +14,8 @@ CREATE OR REPLACE TEMP MACRO sm_plain_decimal(t) AS (
 -- point in the digit string, so no float ever touches the value.
 CREATE OR REPLACE TEMP MACRO sm_place_point(sign, digits, point) AS (
     CASE
+        WHEN ltrim(digits, '0') = '' THEN '0'
+        -- beyond this the value is out of DECIMAL(38,9) range either way
         WHEN point IS NULL OR abs(point) > 80 THEN NULL
         WHEN point <= 0 THEN sign || '0.' || repeat('0', -point) || digits
         WHEN point >= length(digits) THEN sign || digits || repeat('0', point - length(digits))
@@ -21,11 +23,13 @@ CREATE OR REPLACE TEMP MACRO sm_place_point(sign, digits, point) AS (
     END
 );
 
+-- Leading zeros of the integer part are dropped first, so they never push
+-- the point out of range.
 CREATE OR REPLACE TEMP MACRO sm_expand_exponent(t) AS (
     sm_place_point(
         regexp_extract(t, '^([+-]?)', 1),
-        regexp_extract(t, '^[+-]?([0-9]*)', 1) || regexp_extract(t, '^[+-]?[0-9]*\.?([0-9]*)[eE]', 1),
-        length(regexp_extract(t, '^[+-]?([0-9]*)', 1))
+        ltrim(regexp_extract(t, '^[+-]?([0-9]*)', 1), '0') || regexp_extract(t, '^[+-]?[0-9]*\.?([0-9]*)[eE]', 1),
+        length(ltrim(regexp_extract(t, '^[+-]?([0-9]*)', 1), '0'))
             + TRY_CAST(regexp_extract(t, '[eE]([+-]?[0-9]+)$', 1) AS INTEGER)
     )
 );
