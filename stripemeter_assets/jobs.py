@@ -6,4 +6,6 @@ from stripemeter_assets.partitions import daily_partitions, period_partitions
 
 ingest_job = dg.define_asset_job("ingest_job", selection=["usage_events"])
 daily_usage_job = dg.define_asset_job("daily_usage_job", selection=["daily_usage"], partitions_def=daily_partitions)
-period_usage_job = dg.define_asset_job("period_usage_job", selection=["period_usage"], partitions_def=period_partitions)
+# The projection follows its period counters in the same run.
+period_usage_job = dg.define_asset_job("period_usage_job", selection=["period_usage", "cost_projection"],
+                                      partitions_def=period_partitions)
