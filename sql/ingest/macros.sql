@@ -37,18 +37,22 @@ CREATE OR REPLACE TEMP MACRO sm_expand_exponent(t) AS (
 CREATE OR REPLACE TEMP MACRO sm_decimal(t) AS (
     CASE
         WHEN t IS NULL THEN NULL
+        -- the cheap test first: the exponent regex is costly on every row
+        WHEN NOT (contains(t, 'e') OR contains(t, 'E')) THEN sm_plain_decimal(trim(t))
         WHEN regexp_full_match(trim(t), '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+')
             THEN sm_plain_decimal(sm_expand_exponent(trim(t)))
-        WHEN contains(lower(t), 'e') THEN NULL
-        ELSE sm_plain_decimal(trim(t))
     END
 );
 
 -- RFC 3339 text -> UTC TIMESTAMP. Through TIMESTAMPTZ, because a straight
--- cast to TIMESTAMP drops the offset. Naive text is UTC (session TimeZone).
+-- cast to TIMESTAMP drops the offset; naive text is UTC (the session
+-- TimeZone). The shape test (date, T or space, time) is positional rather
+-- than a regex, and the instant goes through epoch microseconds rather than
+-- AT TIME ZONE: both are several times cheaper per row.
 CREATE OR REPLACE TEMP MACRO sm_timestamp(t) AS (
-    CASE WHEN regexp_full_match(t, '[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?')
-         THEN TRY_CAST(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END
+    CASE WHEN length(t) >= 19 AND substr(t, 5, 1) = '-' AND substr(t, 8, 1) = '-'
+              AND substr(t, 11, 1) IN ('T', 't', ' ') AND substr(t, 14, 1) = ':' AND substr(t, 17, 1) = ':'
+         THEN make_timestamp(epoch_us(TRY_CAST(t AS TIMESTAMPTZ))) END
 );
 
 -- The canonical quantity text of the derived key: no exponent, no trailing
