@@ -23,7 +23,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource
     """Requests one ingest run per batch of new or changed ready files.
 
     The cursor maps each file path to the version (mtime and size) already
-    requested, so equal mtimes or odd name orders never hide a file, and a
+    requested (mtime, size and, for objects, the ETag), so equal mtimes or odd name orders never hide a file, and a
     file rewritten in place is requested again (its content hash decides at
     ingest whether anything is new)."""
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
