@@ -1,0 +1,138 @@
+"""Sending intents: one meter event per intent, with the intent's identifier
+as both the event identifier and the idempotency key, paced, retried with
+backoff, and at most one call in flight per (customer, meter).
+
+Intents of one (mode, account, meter, customer) go in order on one worker;
+different ones may run in parallel on a small pool. Outcomes come back to
+the caller's thread (the only one touching DuckDB) through `on_outcomes`,
+in batches, so acknowledgements are stored while sending goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from stripemeter_assets import settings
+from stripemeter_assets.push.client import AlreadyExists, Gateway, PushCallError, scrub
+from stripemeter_assets.push.outbox import Outcome
+from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
+from stripemeter_assets.push.planner import Intent
+
+# Fault-injection seam for the crash tests, and nothing else: with
+# STRIPEMETER_PUSH_FAULT=kill_after_send the process SIGKILLs itself right
+# after Stripe accepted the first event, before its acknowledgement can be
+# stored — the window the outbox protocol exists for.
+FAULT_ENV = "STRIPEMETER_PUSH_FAULT"
+
+GatewayFor = Callable[[str, str | None, bool], "Gateway | None"]
+
+
+def _fault_after_send() -> None:
+    if os.environ.get(FAULT_ENV) == "kill_after_send":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Sender:
+    def __init__(self, gateway_for: GatewayFor, *, pacer: Pacer, policy: RetryPolicy, workers: int = 4,
+                 breaker: Breaker | None = None, sleep: Callable[[float], None] = time.sleep,
+                 flush_every: int = 200, flush_seconds: float = 0.5):
+        self.gateway_for = gateway_for
+        self.pacer = pacer
+        self.policy = policy
+        self.workers = max(1, workers)
+        self.breaker = breaker or Breaker()
+        self.sleep = sleep
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self.retries = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def send(self, intents: list[Intent], on_outcomes: Callable[[list[Outcome]], None]) -> None:
+        groups: dict[tuple, list[Intent]] = defaultdict(list)
+        for intent in intents:
+            groups[(intent.mode, intent.account, intent.event_name, intent.stripe_customer)].append(intent)
+        for group in groups.values():
+            group.sort(key=lambda i: (i.period_start, i.revision))
+        results: queue.Queue[Outcome] = queue.Queue()
+        remaining = len(intents)
+        with ThreadPoolExecutor(max_workers=min(self.workers, max(len(groups), 1)),
+                                thread_name_prefix="stripe-push") as pool:
+            futures = [pool.submit(self._send_group, g, results) for g in groups.values()]
+            try:
+                self._collect(results, futures, remaining, on_outcomes)
+            except BaseException:
+                self._stop.set()  # what was sent stays pending: re-sent, same identifier, next run
+                raise
+            for f in futures:
+                f.result()  # a worker bug surfaces here, after every outcome so far was stored
+
+    def _collect(self, results: queue.Queue, futures: list, remaining: int,
+                 on_outcomes: Callable[[list[Outcome]], None]) -> None:
+        batch: list[Outcome] = []
+        last_flush = time.monotonic()
+        while remaining:
+            try:
+                batch.append(results.get(timeout=0.05))
+                remaining -= 1
+            except queue.Empty:
+                if all(f.done() for f in futures) and results.empty():
+                    break  # a worker died; its exception is raised by the caller
+            if batch and (len(batch) >= self.flush_every or not remaining
+                          or time.monotonic() - last_flush >= self.flush_seconds):
+                on_outcomes(batch)
+                batch, last_flush = [], time.monotonic()
+        if batch:
+            on_outcomes(batch)
+
+    def _send_group(self, group: list[Intent], results: queue.Queue) -> None:
+        for intent in group:
+            if self._stop.is_set():
+                return
+            results.put(self.send_one(intent))
+
+    def send_one(self, intent: Intent) -> Outcome:
+        reason = self.breaker.open_reason
+        if reason:
+            return Outcome(intent.identifier, "pending", note=f"not sent: {reason}")
+        gateway = self.gateway_for(intent.mode, intent.stripe_account, intent.shadow)
+        if gateway is None:
+            return Outcome(intent.identifier, "pending", note="not sent: no key of this intent's mode is configured")
+        attempts = 0
+        first: datetime | None = None
+        while True:
+            self.pacer.acquire(intent.mode, "meter_events")
+            attempts += 1
+            first = first or settings.now()
+            try:
+                gateway.create_meter_event(identifier=intent.identifier, event_name=intent.event_name,
+                                           timestamp=intent.event_ts, customer=intent.stripe_customer,
+                                           value=intent.value)
+                note = None
+            except AlreadyExists:
+                note = "Stripe already had this identifier"
+            except PushCallError as exc:
+                if exc.kind == "abort":
+                    self.breaker.trip(str(exc))
+                    return Outcome(intent.identifier, "pending", attempts, first, note=str(exc))
+                if exc.kind == "fatal":
+                    return Outcome(intent.identifier, "failed", attempts, first, note=str(exc))
+                if attempts >= self.policy.max_attempts or self.breaker.open_reason:
+                    self.breaker.exhausted(str(exc))
+                    return Outcome(intent.identifier, "pending", attempts, first,
+                                   note=scrub(f"after {attempts} attempts: {exc}"))
+                with self._lock:
+                    self.retries += 1
+                self.sleep(self.policy.delay(attempts))
+                continue
+            _fault_after_send()
+            self.breaker.success()
+            return Outcome(intent.identifier, "acknowledged", attempts, first, settings.now(), note)

@@ -1,0 +1,143 @@
+"""Statuses, drift and causes: pure functions, no I/O.
+
+Everything is compared in the units Stripe holds: the push's scaled integer
+units (`floor(unit_scale × value)`), so a fractional metric never shows a
+rounding "drift" the push itself could not avoid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+OK = "ok"
+DRIFT = "drift"
+PENDING = "pending"
+UNMAPPED = "unmapped"
+STRIPE_ERROR = "stripe_error"
+LATE_PENDING = "late_pending"
+STATUSES = (OK, DRIFT, PENDING, UNMAPPED, STRIPE_ERROR, LATE_PENDING)
+
+DEFAULT_EPSILON = Decimal("0.005")
+DEFAULT_SETTLE_SECONDS = 300
+
+
+@dataclass
+class Row:
+    """One counter of the period, as it goes into `reconciliation`."""
+
+    tenant_id: str
+    customer_ref: str
+    metric: str
+    period_start: datetime
+    period_end: datetime
+    unit_scale: int
+    local_value: Decimal
+    local_total: int
+    stripe_customer: str | None = None
+    event_name: str | None = None
+    account: str | None = None
+    mode: str | None = None
+    shadow: bool = False
+    meter_id: str | None = None
+    meter_formula: str | None = None
+    pushed_total: int | None = None
+    stripe_total: int | None = None
+    stripe_error: str | None = None
+    pending_intents: int = 0
+    last_acked_at: datetime | None = None
+    latest_status: str | None = None
+    failed_error: str | None = None
+    too_old: bool = False
+    late_pending: int = 0
+    window_start: int | None = None
+    window_end: int | None = None
+    drift: Decimal | None = None
+    relative_drift: Decimal | None = None
+    status: str = OK
+    cause: str = ""
+    corrected: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mapped(self) -> bool:
+        return self.stripe_customer is not None and self.event_name is not None
+
+    @property
+    def label(self) -> str:
+        return f"{self.tenant_id}/{self.customer_ref}/{self.metric}"
+
+
+def drift(local: int, stripe: int | None) -> tuple[Decimal | None, Decimal | None]:
+    """(|local − stripe|, |local − stripe| / |local|); relative is 1 (100 %)
+    when local is 0 and Stripe is not, 0 when both are 0."""
+    if stripe is None:
+        return None, None
+    absolute = Decimal(abs(local - stripe))
+    if local == 0:
+        return absolute, Decimal(0) if absolute == 0 else Decimal(1)
+    return absolute, absolute / Decimal(abs(local))
+
+
+def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) -> Row:
+    """Sets drift, relative_drift, status and cause. Precedence: unmapped,
+    stripe_error, pending (in flight / settling), late_pending, then drift
+    against ε (ok / drift)."""
+    row.drift, row.relative_drift = drift(row.local_total, row.stripe_total)
+    if not row.mapped:
+        what = "meter" if row.event_name is None else "customer"
+        row.status, row.cause = UNMAPPED, (
+            f"unmapped {what}: no Stripe {'meter for this (tenant, metric)' if what == 'meter' else 'customer for this customer_ref'}"
+            " in the config's stripe: section; nothing is pushed")
+        return row
+    if row.stripe_error is not None:
+        row.status, row.cause = STRIPE_ERROR, f"Stripe summaries call failed: {row.stripe_error}"
+        return row
+    if row.latest_status == "failed" and row.pending_intents == 0:
+        row.status, row.cause = STRIPE_ERROR, f"Stripe rejected events: {row.failed_error or 'push failed'}"
+        return row
+    if row.pending_intents:
+        row.status, row.cause = PENDING, f"intents in flight: {row.pending_intents} push intent(s) not acknowledged yet"
+        return row
+    within = row.drift is not None and row.relative_drift is not None and row.relative_drift <= epsilon
+    if row.last_acked_at is not None and now - row.last_acked_at < settle and not within:
+        row.status, row.cause = PENDING, (
+            f"intents in flight: acknowledged {int((now - row.last_acked_at).total_seconds())} s ago, "
+            f"inside the {int(settle.total_seconds())} s settle delay of Stripe's summaries")
+        return row
+    if row.late_pending:
+        row.status = LATE_PENDING
+        row.cause = (f"late events beyond the window: {row.late_pending} late event(s) not applied yet, "
+                     f"the local total will change")
+        if not within:
+            row.cause += f"; meanwhile {direction(row)}"
+        return row
+    if within:
+        row.status, row.cause = OK, "within tolerance" if row.drift else "matches Stripe"
+        return row
+    row.status, row.cause = DRIFT, direction(row)
+    if row.too_old:
+        row.cause += "; the period is older than Stripe accepts (35 days), so it was not pushed"
+    return row
+
+
+def direction(row: Row) -> str:
+    assert row.stripe_total is not None
+    gap = row.local_total - row.stripe_total
+    if gap > 0:
+        return f"under-report: Stripe holds {gap} unit(s) less than the local total"
+    return f"over-report: Stripe holds {-gap} unit(s) more than the local total (alert only, never corrected)"
+
+
+def is_under_report(row: Row) -> bool:
+    """An under-report auto-correct may re-send: drift beyond ε, Stripe
+    below local, nothing in flight or settling."""
+    return row.status == DRIFT and row.stripe_total is not None and row.stripe_total < row.local_total
+
+
+def summary_counts(rows: list[Row]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts

@@ -1,0 +1,246 @@
+"""One reconciliation of a billing period: load the counters and their push
+records, fetch Stripe's totals, compare, auto-correct under-reports through
+the push, and store the rows.
+
+Auto-correct (under-reports only; over-reports are reported, never
+"corrected"): the counter's acknowledged state in `stripe_push_state` is
+set back to what Stripe was seen to hold (sum meters: `pushed_total =
+stripe_total − carried_in`; last meters: `last_value = stripe_total`), with
+an audit row in `reconciliation_corrections`, in one transaction. Then the
+push itself runs for the period (`push.run.run_push`): its planner sees the
+gap as an ordinary delta (or a changed value), gives it the counter's next
+revision — a new deterministic identifier, so Stripe's memory of the old,
+lost identifiers (and their idempotency keys) cannot swallow it — writes
+the intent to the outbox before sending, and acknowledges it with the new
+pushed total. Nothing is sent outside that protocol. A re-run with Stripe
+already matching finds no under-report and sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from stripemeter_assets.counters import next_month
+from stripemeter_assets.push import outbox
+from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
+from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, meter_formula
+from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, naive, scaled
+from stripemeter_assets.push.run import PushOptions, PushReport, run_push
+from stripemeter_assets.reconcile import compare
+from stripemeter_assets.reconcile.compare import Row
+from stripemeter_assets.reconcile.stripe_totals import StripeTotals, SummaryError, aligned_window
+from stripemeter_assets.settings import Config
+from stripemeter_assets.warehouse import query, run_script, transaction
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    epsilon: Decimal = compare.DEFAULT_EPSILON
+    settle: timedelta = timedelta(seconds=compare.DEFAULT_SETTLE_SECONDS)
+    auto_correct: bool = True
+
+
+@dataclass
+class ReconcileResult:
+    period_start: datetime
+    rows: list[Row] = field(default_factory=list)
+    corrections: int = 0
+    push_report: PushReport | None = None
+    stripe_calls: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return compare.summary_counts(self.rows)
+
+
+_ROW_SCHEMA = pa.schema([
+    ("tenant_id", pa.string()), ("customer_ref", pa.string()), ("metric", pa.string()),
+    ("period_start", pa.timestamp("us")), ("period_end", pa.timestamp("us")), ("stripe_customer", pa.string()),
+    ("event_name", pa.string()), ("account", pa.string()), ("mode", pa.string()), ("meter_formula", pa.string()),
+    ("unit_scale", pa.int64()), ("local_value", pa.decimal128(38, 9)), ("local_total", pa.decimal128(38, 9)),
+    ("pushed_total", pa.decimal128(38, 9)), ("stripe_total", pa.decimal128(38, 9)), ("drift", pa.decimal128(38, 9)),
+    ("relative_drift", pa.decimal128(38, 9)), ("status", pa.string()), ("cause", pa.string()),
+    ("corrected", pa.bool_()), ("window_start", pa.int64()), ("window_end", pa.int64()), ("run_id", pa.string()),
+    ("checked_at", pa.timestamp("us")),
+])
+_Q = Decimal("0.000000001")
+
+
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(v).quantize(_Q)
+
+
+class _Reconciler:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, config: Config, keys: KeyStatus, totals: StripeTotals,
+                 now: datetime, options: ReconcileOptions):
+        self.conn = conn
+        self.config = config
+        self.mapping = StripeMapping.from_config(config.stripe)
+        self.keys = keys
+        self.totals = totals
+        self.now = naive(now)
+        self.options = options
+
+    # -- loading --------------------------------------------------------------
+    def rows(self, period: datetime) -> tuple[list[Row], dict[CounterKey, PushState]]:
+        period = naive(period)
+        end = next_month(period)
+        counters = outbox.load_counters(self.conn, [period])
+        states = outbox.load_states(self.conn, [period])
+        pushes = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r
+                  for r in query(self.conn, "reports/reconcile_push_status.sql", period_start=period)}
+        late = {(r["tenant_id"], r["metric"], r["customer_ref"]): r["late_pending"]
+                for r in query(self.conn, "reports/reconcile_late.sql", period_start=period, period_end=end)}
+        seen: set[tuple[str, str, str]] = set()
+        rows = []
+        for c in counters:
+            seen.add((c.tenant_id, c.metric, c.customer_ref))
+            rows.append(self.row(c, states, pushes, late))
+        # Counters pushed before but without a period_usage row now count zero (as the planner does).
+        for key in states:
+            if (key.tenant_id, key.metric, key.customer_ref) in seen:
+                continue
+            seen.add((key.tenant_id, key.metric, key.customer_ref))
+            rows.append(self.row(CounterRow(key.tenant_id, key.metric, key.customer_ref, period, end,
+                                            self.config.metric(key.metric).aggregation, Decimal(0)),
+                                 states, pushes, late))
+        return rows, states
+
+    def row(self, c: CounterRow, states: dict[CounterKey, PushState], pushes: dict, late: dict) -> Row:
+        scale = self.config.metric(c.metric).unit_scale
+        closed = self.now >= naive(c.period_end) + self.config.lateness(c.metric)
+        # A closed period keeps its total at close in Stripe; later changes are carried forward.
+        value = Decimal(c.value) - (Decimal(c.since_close) if closed else 0)
+        row = Row(tenant_id=c.tenant_id, customer_ref=c.customer_ref, metric=c.metric,
+                  period_start=naive(c.period_start), period_end=naive(c.period_end), unit_scale=scale,
+                  local_value=Decimal(c.value), local_total=scaled(value, scale),
+                  meter_formula=meter_formula(c.aggregation),
+                  late_pending=late.get((c.tenant_id, c.metric, c.customer_ref), 0))
+        meter = self.mapping.meter_for(c.tenant_id, c.metric)
+        if meter is not None:
+            row.event_name = meter.event_name
+        target = self.mapping.target(c.tenant_id, c.metric, c.customer_ref)
+        if target is None:
+            return row
+        row.stripe_customer, row.account, row.shadow = target.stripe_customer, target.account, target.shadow
+        row.meter_id, row.mode = target.meter_id, mode_for(target, self.keys)
+        key = CounterKey(row.account, row.mode, c.tenant_id, c.customer_ref, c.metric, row.period_start)
+        state = states.get(key)
+        if c.aggregation in SUM_AGGREGATIONS:
+            carried = state.carried_in if state else 0
+            row.local_total += carried  # carry-forwards from closed periods land in this window too
+            row.pushed_total = (state.pushed_total + carried) if state else None
+        else:
+            row.pushed_total = state.last_value if state else None
+        p = pushes.get((row.account, row.mode, c.tenant_id, c.customer_ref, c.metric))
+        if p:
+            row.pending_intents = p["pending"]
+            row.last_acked_at = p["last_acked_at"]
+            row.latest_status = p["latest_status"]
+            row.failed_error = p["last_error"]
+            row.too_old = bool(p["too_old"])
+        return row
+
+    # -- Stripe ---------------------------------------------------------------
+    def fetch(self, row: Row) -> None:
+        if not row.mapped:
+            return
+        row.window_start, row.window_end = aligned_window(row.period_start, row.period_end, self.now)
+        row.stripe_error = None
+        try:
+            row.stripe_total = self.totals.total(
+                mode=row.mode, account=None if row.account == "platform" else row.account, shadow=row.shadow,
+                event_name=row.event_name, meter_id=row.meter_id, customer=row.stripe_customer,
+                start=row.window_start, end=row.window_end)
+        except SummaryError as exc:
+            row.stripe_total, row.stripe_error = None, scrub(str(exc))
+
+    def classify(self, row: Row) -> Row:
+        return compare.classify(row, epsilon=self.options.epsilon, now=self.now, settle=self.options.settle)
+
+    # -- auto-correct ---------------------------------------------------------
+    def reset_state(self, rows: list[Row], states: dict[CounterKey, PushState], run_id: str) -> list[Row]:
+        """Sets each under-reported counter's acknowledged state back to
+        what Stripe holds, with an audit row; returns the rows reset."""
+        reset = []
+        with transaction(self.conn):
+            for r in rows:
+                key = CounterKey(r.account, r.mode, r.tenant_id, r.customer_ref, r.metric, r.period_start)
+                state = states.get(key)
+                if state is None:  # never pushed: the push plans it anyway
+                    continue
+                if r.meter_formula == "sum":
+                    old, new, column = state.pushed_total, r.stripe_total - state.carried_in, "pushed_total"
+                else:
+                    old, new, column = state.last_value, r.stripe_total, "last_value"
+                self.conn.execute(
+                    f"UPDATE stripe_push_state SET {column} = ?, updated_at = ? WHERE account = ? AND mode = ? "
+                    "AND tenant_id = ? AND customer_ref = ? AND metric = ? AND period_start = ?",
+                    [new, self.now, r.account, r.mode, r.tenant_id, r.customer_ref, r.metric, r.period_start])
+                self.conn.execute(
+                    "INSERT INTO reconciliation_corrections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [r.tenant_id, r.customer_ref, r.metric, r.period_start, r.account, r.mode, r.meter_formula,
+                     r.local_total, r.stripe_total, old, new, r.local_total - r.stripe_total, run_id, self.now])
+                reset.append(r)
+        return reset
+
+
+def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period: datetime, now: datetime,
+                     run_id: str, keys: KeyStatus, totals: StripeTotals, gateways: GatewayFactory,
+                     push_options: PushOptions, options: ReconcileOptions,
+                     log: logging.Logger | Any) -> ReconcileResult:
+    """Reconciles one period and replaces its rows of `reconciliation`."""
+    rec = _Reconciler(conn, config, keys, totals, now, options)
+    result = ReconcileResult(naive(period))
+    rows, states = rec.rows(period)
+    for row in rows:
+        rec.fetch(row)
+        rec.classify(row)
+    under = [r for r in rows if compare.is_under_report(r)]
+    if under and options.auto_correct:
+        reset = rec.reset_state(under, states, run_id)
+        log.info(f"reconciliation: re-sending {len(reset)} under-reported counter(s) through the push")
+        result.push_report = run_push(conn, config=config, periods=[naive(period)], now=now, run_id=run_id,
+                                      gateways=gateways, keys=keys, options=push_options, log=log)
+        fresh, _ = rec.rows(period)
+        fresh_by = {(r.tenant_id, r.customer_ref, r.metric): r for r in fresh}
+        for r in reset:
+            missing = r.local_total - (r.stripe_total or 0)
+            new = fresh_by[(r.tenant_id, r.customer_ref, r.metric)]
+            rec.fetch(new)
+            rec.classify(new)
+            new.corrected = True
+            new.cause = f"under-report corrected: re-sent {missing} unit(s) through the push outbox; now {new.cause}"
+            rows[rows.index(r)] = new
+        result.corrections = len(reset)
+    result.rows = rows
+    result.stripe_calls = totals.calls
+    store(conn, result, run_id=run_id, now=now)
+    return result
+
+
+def store(conn: duckdb.DuckDBPyConnection, result: ReconcileResult, *, run_id: str, now: datetime) -> None:
+    data = [{
+        "tenant_id": r.tenant_id, "customer_ref": r.customer_ref, "metric": r.metric,
+        "period_start": r.period_start, "period_end": r.period_end, "stripe_customer": r.stripe_customer,
+        "event_name": r.event_name, "account": r.account, "mode": r.mode, "meter_formula": r.meter_formula,
+        "unit_scale": r.unit_scale, "local_value": _dec(r.local_value), "local_total": _dec(r.local_total),
+        "pushed_total": _dec(r.pushed_total), "stripe_total": _dec(r.stripe_total), "drift": _dec(r.drift),
+        "relative_drift": _dec(r.relative_drift), "status": r.status, "cause": r.cause, "corrected": r.corrected,
+        "window_start": r.window_start, "window_end": r.window_end, "run_id": run_id, "checked_at": naive(now),
+    } for r in result.rows]
+    table = pa.Table.from_pylist(data, schema=_ROW_SCHEMA)
+    conn.register("_reconciliation_rows_arrow", table)
+    try:
+        with transaction(conn):
+            conn.execute("CREATE OR REPLACE TEMP TABLE reconciliation_rows AS SELECT * FROM _reconciliation_rows_arrow")
+            run_script(conn, "reports/reconcile_replace.sql", period_start=result.period_start)
+    finally:
+        conn.unregister("_reconciliation_rows_arrow")

@@ -1,0 +1,174 @@
+"""Exactly once across crashes, rate limits, server errors and dropped
+connections: Stripe's totals always end equal to the local totals."""
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from stripemeter_assets.settings import PROJECT_ROOT
+
+NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())
+EVENTS_PATH = "/v1/billing/meter_events"
+
+_SUBPROCESS_PUSH = """
+import dagster as dg
+from stripemeter_assets.assets.push import stripe_push
+from stripemeter_assets.resources import WarehouseResource
+from stripemeter_assets.resources.stripe import StripeResource
+dg.materialize([stripe_push], partition_key="2025-03-01",
+               resources={"warehouse": WarehouseResource(), "stripe": StripeResource(pacing=False, max_workers=1)})
+"""
+
+
+def _statuses(push):
+    return [r["status"] for r in push.pushes()]
+
+
+def test_kill_after_stripe_accepted_before_the_ack_then_rerun_doubles_nothing(push):
+    push.usage(5, customer="cus_A")
+    push.usage(3, customer="cus_B")
+
+    # A real process, SIGKILLed right after Stripe accepted its first event.
+    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS_PUSH], cwd=PROJECT_ROOT, capture_output=True,
+                          env={**os.environ, "STRIPEMETER_PUSH_FAULT": "kill_after_send"}, timeout=180)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert len(push.events()) == 1                         # Stripe has it ...
+    assert _statuses(push) == ["pending", "pending"]       # ... but no acknowledgement was stored
+    assert push.env.sql("SELECT sum(pushed_total) FROM stripe_push_state") == [(0,)]
+
+    meta = push.metadata(push.run())
+
+    assert meta["intents_resent"] == 2 and meta["intents_acknowledged"] == 2
+    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B")) == (5, 3)
+    assert len(push.events()) == 2
+    assert _statuses(push) == ["acknowledged", "acknowledged"]
+    assert push.env.sql("SELECT customer_ref, pushed_total FROM stripe_push_state ORDER BY 1") == [
+        ("cus_A", 5), ("cus_B", 3)]
+
+
+def test_accepted_event_whose_response_was_lost_counts_once(push):
+    push.usage(5)
+    push.emu.inject_fault("accept_then_drop", path_prefix=EVENTS_PATH, count=1)
+
+    push.run()
+
+    posts = push.event_posts()
+    assert len(posts) == 2 and posts[1]["replayed"]          # the retry was answered from Stripe's records
+    assert push.stripe_total() == 5 and len(push.events()) == 1
+
+
+def test_rate_limit_storm_ends_with_exact_totals(push):
+    for i, customer in enumerate(("cus_A", "cus_B")):
+        push.usage(5 + i, customer=customer)
+    push.emu.inject_fault("rate_limit", path_prefix=EVENTS_PATH, count=5)
+
+    meta = push.metadata(push.run(max_attempts=8))
+
+    assert meta["retries"] == 5
+    assert sum(r["status"] == 429 for r in push.event_posts()) == 5
+    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B")) == (5, 6)
+
+
+def test_server_error_storm_ends_with_exact_totals(push):
+    push.usage(5)
+    push.usage(4, metric="seats", aggregation="last")
+    push.emu.inject_fault("api_error", path_prefix=EVENTS_PATH, count=4)
+    push.emu.inject_fault("api_error", status=503, path_prefix=EVENTS_PATH, count=2)
+
+    push.run(max_attempts=8)
+
+    assert sum(r["status"] >= 500 for r in push.event_posts()) == 6
+    assert (push.stripe_total(), push.stripe_total("seats")) == (5, 4)
+
+
+def test_dropped_connections_end_with_exact_totals(push):
+    push.usage(5)
+    push.usage(7, customer="cus_B")
+    push.emu.inject_fault("drop", path_prefix=EVENTS_PATH, count=2)
+    push.emu.inject_fault("accept_then_drop", path_prefix=EVENTS_PATH, count=2)
+
+    push.run(max_attempts=8)
+
+    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B")) == (5, 7)
+    assert len(push.events()) == 2
+
+
+def test_a_still_failing_intent_stays_pending_fails_the_run_and_goes_first_next_run(push):
+    push.usage(5)
+    push.emu.inject_fault("api_error", path_prefix=EVENTS_PATH, count=3)
+
+    failed = push.run(max_attempts=3, expect_success=False)
+
+    assert push.metadata(failed)["intents_pending_left"] == 1
+    [intent] = push.pushes()
+    assert (intent["status"], intent["attempts"]) == ("pending", 3)
+    assert "APIError" in intent["last_error"]
+    push.usage(9)  # more usage meanwhile: only the difference is planned on top of what is in flight
+
+    push.run()
+
+    posts = push.event_posts()
+    assert {p["params"]["identifier"] for p in posts[:4]} == {intent["identifier"]}   # re-sent first, same id
+    assert [e["value"] for e in push.events()] == [5, 4]
+    assert push.stripe_total() == 9
+
+
+def test_a_refused_intent_is_failed_and_the_next_plan_pushes_again(push):
+    push.usage(5, customer="cus_NEW")  # not a customer on Stripe yet
+
+    push.run(expect_success=False)
+
+    assert _statuses(push) == ["failed"]
+    assert "No such customer" in push.pushes()[0]["last_error"]
+    push.emu.create_customer("cus_NEW")
+
+    push.run()
+
+    assert _statuses(push) == ["failed", "acknowledged"]
+    assert push.stripe_total(customer="cus_NEW") == 5
+
+
+def test_breaker_stops_sending_when_stripe_keeps_failing(push):
+    for i in range(6):
+        push.usage(1, customer=f"cus_{i}")
+        push.emu.create_customer(f"cus_{i}")
+    push.emu.inject_fault("api_error", path_prefix=EVENTS_PATH, count=100)
+
+    meta = push.metadata(push.run(max_attempts=2, max_workers=1, expect_success=False))
+
+    assert len(push.event_posts()) == 3 * 2   # three intents exhausted their retries, then nothing
+    assert meta["intents_pending_left"] == 6
+
+
+def test_pending_intent_older_than_23h_already_in_stripe_is_acknowledged_without_a_send(push):
+    push.usage(5)
+    # Stripe applies every attempt but the answer never arrives: delivered, yet pending here.
+    push.emu.inject_fault("accept_then_drop", path_prefix=EVENTS_PATH, count=2)
+    push.run(max_attempts=2, expect_success=False)
+    assert _statuses(push) == ["pending"] and push.stripe_total() == 5
+    push.set_now(NOW_S + 25 * 3600)  # Stripe forgot the identifier and the idempotency key
+    sent_before = len(push.event_posts())
+
+    meta = push.metadata(push.run())
+
+    assert meta["intents_acknowledged_by_reconciliation"] == 1
+    assert len(push.event_posts()) == sent_before         # not sent again
+    assert push.stripe_total() == 5 and len(push.events()) == 1
+    assert push.env.sql("SELECT pushed_total FROM stripe_push_state") == [(5,)]
+
+
+def test_pending_intent_older_than_23h_missing_from_stripe_is_sent_again(push):
+    push.usage(5)
+    push.usage(2, customer="cus_B")
+    push.run()
+    push.usage(8)
+    push.emu.inject_fault("drop", path_prefix=EVENTS_PATH, count=2)
+    push.run(max_attempts=2, expect_success=False)
+    push.set_now(NOW_S + 25 * 3600)
+
+    meta = push.metadata(push.run())
+
+    assert meta["intents_acknowledged_by_reconciliation"] == 0 and meta["intents_resent"] == 1
+    assert push.stripe_total() == 8 and push.stripe_total(customer="cus_B") == 2

@@ -1,0 +1,335 @@
+"""Pre-invoice reconciliation end to end: real Dagster runs of `stripe_push`
+→ `reconciliation_report` (+ blocking check), the real stripe SDK, the
+emulator and DuckDB."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+import shutil
+import subprocess
+
+import dagster as dg
+
+from stripemeter_assets.pre_invoice import periods_due, pre_invoice_job, pre_invoice_schedule
+from stripemeter_assets.reconcile.compare import Row, classify, drift
+from stripemeter_assets.reconcile.stripe_totals import aligned_window
+from tests.push.conftest import MARCH_START
+from tests.reconcile.conftest import NOW_S, SETTLED_S
+
+
+def _settle(recon):
+    recon.push.set_now(SETTLED_S)
+
+
+def test_clean_push_is_all_ok_and_a_rerun_sends_nothing(recon):
+    recon.push.usage(5, customer="cus_A")
+    recon.push.usage(3, customer="cus_B")
+    recon.push.usage(7, metric="requests", customer="cus_A", aggregation="count")
+    recon.push.usage("12.3456", metric="cpu_hours", customer="cus_A")  # unit_scale 1000
+    recon.push.usage(4, metric="storage_gb", customer="cus_B", aggregation="max")
+    recon.push.run()
+    _settle(recon)
+
+    result = recon.run()
+
+    rows = recon.by_counter()
+    assert {k: r["status"] for k, r in rows.items()} == {
+        ("cus_A", "api_calls"): "ok", ("cus_B", "api_calls"): "ok", ("cus_A", "requests"): "ok",
+        ("cus_A", "cpu_hours"): "ok", ("cus_B", "storage_gb"): "ok"}
+    cpu = rows[("cus_A", "cpu_hours")]
+    assert (cpu["local_value"], cpu["local_total"], cpu["pushed_total"], cpu["stripe_total"]) == (
+        Decimal("12.3456"), Decimal(12345), Decimal(12345), Decimal(12345))
+    assert all(r["drift"] == 0 and r["relative_drift"] == 0 for r in rows.values())
+    assert recon.check(result).passed
+    meta = recon.metadata(result)
+    assert meta["counters_ok"] == 5 and meta["under_reports_corrected"] == 0
+    assert "Reconciliation 2025-03" in meta["summary"]
+    assert (recon.reports / "reconciliation-2025-03.csv").read_text().count("\n") == 6
+    assert (recon.reports / "reconciliation-2025-03.html").exists()
+
+    posts_before = len(recon.meter_posts())
+    recon.run()
+    assert len(recon.meter_posts()) == posts_before  # nothing new: nothing sent
+    assert len(recon.rows()) == 5  # the period's rows were replaced, not appended
+
+
+def test_events_lost_on_stripe_are_an_under_report_and_get_re_sent(recon):
+    recon.push.usage(5)
+    recon.push.run()
+    recon.push.usage(12)
+    recon.push.run()
+    lost = recon.push.events(event_name="api_calls")[1]  # the +7 delta
+    assert lost["value"] == 7
+    assert recon.emu.delete_meter_event(lost["identifier"]) == 1
+    _settle(recon)
+
+    result = recon.run()
+
+    [row] = recon.rows()
+    assert row["status"] == "ok" and row["corrected"]
+    assert row["cause"].startswith("under-report corrected: re-sent 7 unit(s)")
+    assert row["stripe_total"] == row["local_total"] == 12
+    assert recon.push.stripe_total() == 12
+    assert recon.check(result).passed
+    [correction] = recon.env.sql("SELECT old_pushed, new_pushed, missing FROM reconciliation_corrections")
+    assert correction == (12, 5, 7)
+    # The re-send went through the outbox: a new revision, a new identifier, acknowledged.
+    resend = recon.push.pushes("value = 7 AND revision = 3")
+    assert len(resend) == 1 and resend[0]["status"] == "acknowledged"
+    assert resend[0]["identifier"] != lost["identifier"]
+    assert recon.env.sql("SELECT pushed_total FROM stripe_push_state") == [(12,)]
+
+    posts_before = len(recon.meter_posts())
+    recon.run()
+    assert len(recon.meter_posts()) == posts_before
+    assert recon.rows()[0]["status"] == "ok" and not recon.rows()[0]["corrected"]
+
+
+def test_auto_correct_off_reports_the_under_report_and_blocks(recon):
+    recon.push.usage(10)
+    recon.push.run()
+    [event] = recon.push.events(event_name="api_calls")
+    recon.emu.delete_meter_event(event["identifier"])
+    _settle(recon)
+    posts_before = len(recon.meter_posts())
+
+    result = recon.run(expect_success=False,
+                       run_config={"ops": {"reconciliation_report": {"config": {"auto_correct": False}}}})
+
+    [row] = recon.rows()
+    assert row["status"] == "drift" and row["cause"].startswith("under-report")
+    assert row["relative_drift"] == 1 and row["stripe_total"] == 0
+    assert len(recon.meter_posts()) == posts_before
+    assert not recon.check(result).passed
+
+
+def test_extra_stripe_usage_is_an_over_report_left_alone_and_the_check_fails_the_run(recon):
+    recon.push.usage(100)
+    recon.push.run()
+    recon.emu.add_meter_event("api_calls", "cus_A", 2, timestamp=MARCH_START + 3600)
+    _settle(recon)
+    posts_before = len(recon.meter_posts())
+
+    result = recon.run(expect_success=False)
+
+    [row] = recon.rows()
+    assert row["status"] == "drift" and row["cause"].startswith("over-report")
+    assert (row["local_total"], row["stripe_total"], row["drift"]) == (100, 102, 2)
+    assert row["relative_drift"] == Decimal("0.02")
+    assert len(recon.meter_posts()) == posts_before  # never "corrected"
+    assert recon.push.stripe_total() == 102
+    evaluation = recon.check(result)
+    assert not evaluation.passed and evaluation.metadata["counters_drift"].value == 1
+    assert any(e.is_failure for e in result.all_events)
+
+
+def test_drift_within_epsilon_is_ok(recon):
+    recon.push.usage(1000)
+    recon.push.run()
+    recon.emu.add_meter_event("api_calls", "cus_A", 5, timestamp=MARCH_START + 3600)  # 0.5 % = ε
+    _settle(recon)
+
+    result = recon.run()
+
+    [row] = recon.rows()
+    assert row["status"] == "ok" and row["cause"] == "within tolerance"
+    assert recon.check(result).passed
+
+
+def test_unmapped_customer_and_metric(recon):
+    recon.push.usage(5, customer="ext-unknown")          # no Stripe customer for this ref
+    recon.push.usage(9, metric="credits", customer="cus_A")  # no meter for this metric
+    recon.push.usage(2)
+    recon.push.run()
+    _settle(recon)
+
+    result = recon.run()
+
+    rows = recon.by_counter()
+    assert rows[("ext-unknown", "api_calls")]["status"] == "unmapped"
+    assert "customer" in rows[("ext-unknown", "api_calls")]["cause"]
+    assert rows[("cus_A", "credits")]["status"] == "unmapped"
+    assert "meter" in rows[("cus_A", "credits")]["cause"]
+    assert rows[("cus_A", "credits")]["stripe_total"] is None
+    assert rows[("cus_A", "api_calls")]["status"] == "ok"
+    assert recon.check(result).passed  # unmapped counters never block
+
+
+def test_pending_late_event_is_late_pending(recon):
+    recon.push.usage(5)
+    recon.push.run()
+    recon.env.sql("INSERT INTO late_events VALUES ('acme', 'api_calls', 'cus_A', 'k-late', "
+                  "TIMESTAMP '2025-03-02 10:00:00', INTERVAL 3 DAY, 'pending', 'b1', TIMESTAMP '2025-03-20 11:00:00', "
+                  "NULL)")
+    _settle(recon)
+
+    recon.run()
+
+    [row] = recon.rows()
+    assert row["status"] == "late_pending" and "late events beyond the window" in row["cause"]
+
+
+def test_fresh_acknowledgement_is_pending_inside_the_settle_delay(recon):
+    recon.push.usage(5)
+    recon.push.run()
+    recon.emu.delete_meter_event(recon.push.events(event_name="api_calls")[0]["identifier"])
+    # same frozen instant as the push: acknowledged 0 s ago
+    posts_before = len(recon.meter_posts())
+
+    recon.run(with_push=False)
+
+    [row] = recon.rows()
+    assert row["status"] == "pending" and "settle delay" in row["cause"]
+    assert len(recon.meter_posts()) == posts_before  # not corrected while Stripe may still catch up
+
+
+def test_summaries_failure_is_stripe_error(recon):
+    recon.push.usage(5)
+    recon.push.run()
+    _settle(recon)
+    recon.emu.inject_fault("api_error", method="GET", path_prefix="/v1/billing/meters/", count=50)
+
+    recon.run(max_attempts=2)
+
+    [row] = recon.rows()
+    assert row["status"] == "stripe_error" and "summaries call failed" in row["cause"]
+    assert "sk_test" not in row["cause"]
+
+
+def test_rejected_intents_are_stripe_error(recon):
+    recon.push.usage(5, customer="cus_NOPE")  # not a customer on the emulator: Stripe refuses the event
+    recon.push.run(expect_success=False)
+    _settle(recon)
+
+    recon.run(with_push=False)
+
+    [row] = recon.rows()
+    assert row["status"] == "stripe_error"
+
+
+def _html_text(path: Path) -> tuple[list[str], int, bool]:
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.rows, self.in_table = [], 0, False
+            self.cells: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "table" and dict(attrs).get("id") == "reconciliation":
+                self.in_table = True
+            if tag == "tr" and self.in_table:
+                self.rows += 1
+
+        def handle_data(self, data):
+            if self.in_table and data.strip():
+                self.cells.append(data.strip())
+
+    p = P()
+    p.feed(path.read_text())
+    return p.cells, p.rows, "svg" in p.tags
+
+
+def test_html_report_renders(recon):
+    recon.push.usage(100)
+    recon.push.usage(5, customer="ext-unknown")
+    recon.push.run()
+    recon.emu.add_meter_event("api_calls", "cus_A", 50, timestamp=MARCH_START + 3600)
+    _settle(recon)
+    recon.run(expect_success=False)
+    html_path = recon.reports / "reconciliation-2025-03.html"
+
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if chromium:
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                              html_path.as_uri()], capture_output=True, text=True, timeout=60).stdout
+        assert '<table id="reconciliation">' in dom and "over-report" in dom and "<svg" in dom
+    # Always also parsed with html.parser (no Chromium on this machine).
+    cells, rows, has_svg = _html_text(html_path)
+    assert rows == 3 and has_svg  # header + 2 counters
+    assert "drift" in cells and "unmapped" in cells and "50.00 %" in cells
+    assert "http" not in html_path.read_text().replace("http://www.w3.org/2000/svg", "")  # no external assets
+    csv_text = (recon.reports / "reconciliation-2025-03.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("tenant_id,customer_ref,metric,period_start")
+
+
+# -- pure pieces and definitions --------------------------------------------------
+
+def test_relative_drift_rules():
+    assert drift(0, 0) == (0, 0)
+    assert drift(0, 3) == (3, 1)
+    assert drift(200, 199) == (1, Decimal("0.005"))
+    assert drift(5, None) == (None, None)
+
+
+def test_windows_are_minute_aligned_and_clamped():
+    start, end = aligned_window(datetime(2025, 3, 1), datetime(2025, 4, 1), datetime(2025, 3, 20, 12, 0, 30))
+    assert start == MARCH_START and end % 60 == 0 and end == NOW_S + 60
+    _, end = aligned_window(datetime(2025, 3, 1), datetime(2025, 4, 1), datetime(2025, 5, 1, tzinfo=UTC))
+    assert end == int(datetime(2025, 4, 1, tzinfo=UTC).timestamp())
+
+
+def test_classify_precedence():
+    now = datetime(2025, 3, 20, 12)
+    from datetime import timedelta
+    row = Row("t", "c", "m", datetime(2025, 3, 1), datetime(2025, 4, 1), 1, Decimal(10), 10,
+              stripe_customer="cus_A", event_name="m", stripe_total=4, pending_intents=1, late_pending=2)
+    assert classify(row, epsilon=Decimal("0.005"), now=now, settle=timedelta(minutes=5)).status == "pending"
+    row.pending_intents = 0
+    assert classify(row, epsilon=Decimal("0.005"), now=now, settle=timedelta(minutes=5)).status == "late_pending"
+    row.late_pending = 0
+    assert classify(row, epsilon=Decimal("0.005"), now=now, settle=timedelta(minutes=5)).status == "drift"
+
+
+def test_pre_invoice_job_and_schedule_definitions(env):
+    from stripemeter_assets.assets.counters import daily_usage, period_usage
+    from stripemeter_assets.assets.ingest import usage_events
+    from stripemeter_assets.assets.push import stripe_push
+    from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
+    from stripemeter_assets.resources import LandingResource, WarehouseResource
+    from stripemeter_assets.resources.stripe import StripeResource
+
+    defs = dg.Definitions(
+        assets=[usage_events, daily_usage, period_usage, stripe_push, reconciliation_report],
+        asset_checks=[reconciliation_within_epsilon], jobs=[pre_invoice_job], schedules=[pre_invoice_schedule],
+        resources={"warehouse": WarehouseResource(), "landing": LandingResource(), "stripe": StripeResource()})
+    job = defs.resolve_job_def("pre_invoice_job")
+    assert {n.name for n in job.graph.node_defs} >= {"period_usage", "stripe_push", "reconciliation_report",
+                                                    "reconciliation_report_reconciliation_within_epsilon"}
+    assert pre_invoice_schedule.cron_schedule == "0 6 * * *"
+    assert pre_invoice_schedule.execution_timezone == "UTC"
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 4, 1, 6, tzinfo=UTC),
+                                    repository_def=defs.get_repository_def())
+    keys = [r.partition_key for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
+    assert keys == ["2025-03-01", "2025-04-01"]  # the just-closed period while inside lateness, and the open one
+    assert periods_due(datetime(2025, 3, 20, 6, tzinfo=UTC), __import__("datetime").timedelta(hours=48)) == [
+        datetime(2025, 3, 1)]
+
+
+def test_pre_invoice_job_runs_counters_push_and_reconciliation_in_order(recon):
+    from stripemeter_assets.assets.counters import daily_usage, period_usage
+    from stripemeter_assets.assets.push import stripe_push
+    from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
+    from stripemeter_assets.resources import WarehouseResource
+    from stripemeter_assets.resources.stripe import StripeResource
+    from tests.conftest import event
+
+    recon.env.drop_jsonl("a.jsonl", [event(quantity="2", idempotencyKey="k1"),
+                                     event(quantity="3", ts="2025-03-11T09:00:00Z", idempotencyKey="k2")])
+    recon.env.ingest()
+    resources = {"warehouse": WarehouseResource(), "stripe": StripeResource(pacing=False)}
+    for day in ("2025-03-10", "2025-03-11"):
+        assert dg.materialize([daily_usage], partition_key=day, resources=resources).success
+    defs = dg.Definitions(assets=[daily_usage, period_usage, stripe_push, reconciliation_report],
+                          asset_checks=[reconciliation_within_epsilon], jobs=[pre_invoice_job], resources=resources)
+
+    result = defs.resolve_job_def("pre_invoice_job").execute_in_process(partition_key="2025-03-01")
+
+    assert result.success
+    order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert order.index("period_usage") < order.index("stripe_push") < order.index("reconciliation_report")
+    assert recon.push.stripe_total() == 5
+    # acknowledged this very instant: Stripe's summaries may still lag, so pending, never drift
+    [row] = recon.rows()
+    assert row["local_total"] == 5 and row["status"] in ("ok", "pending")
