@@ -23,27 +23,23 @@ def _print_ledger_summary() -> None:
     from stripemeter_assets.warehouse import connect
 
     with connect(settings.warehouse_path()) as conn:
-        for table in ("events", "quarantine", "landing_files", "late_events", "daily_usage", "period_usage"):
+        for table in ("events", "quarantine", "landing_files", "late_events", "daily_usage", "period_usage",
+                      "stripe_pushes", "reconciliation", "cost_projection"):
             count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             print(f"  {table:<16} {count:>10,} rows")
-        rows = conn.execute("""SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC""").fetchall()
-        if rows:
-            print("  quarantine reasons: " + ", ".join(f"{r}={n}" for r, n in rows))
+        for label, sql in (("quarantine reasons", "SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY 2 DESC"),
+                           ("push intents", "SELECT status, count(*) FROM stripe_pushes GROUP BY ALL ORDER BY 2 DESC"),
+                           ("reconciliation", "SELECT status, count(*) FROM reconciliation GROUP BY ALL ORDER BY 2 DESC")):
+            rows = conn.execute(sql).fetchall()
+            if rows:
+                print(f"  {label}: " + ", ".join(f"{r}={n}" for r, n in rows))
 
 
 def cmd_catch_up(args: argparse.Namespace) -> int:
     from stripemeter_assets.definitions import defs
     from stripemeter_assets.runner import catch_up
 
-    report = catch_up(defs, _instance())
-    for run in report.runs:
-        print(f"{'ok    ' if run.success else 'FAILED'} {run.job:<18} {run.partitions:<24} run {run.run_id}")
-    if not report.runs:
-        print("nothing pending")
-    if report.failed:
-        print(f"{len(report.failed)} run(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    return _print_runs(catch_up(defs, _instance()))
 
 
 def cmd_gen_events(args: argparse.Namespace) -> int:
@@ -60,15 +56,22 @@ def cmd_gen_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from stripemeter_assets.gen_events import GenSpec, generate
+def _print_runs(report) -> int:
+    for run in report.runs:
+        print(f"{'ok    ' if run.success else 'FAILED'} {run.job:<18} {run.partitions:<24} run {run.run_id}")
+    if not report.runs:
+        print("nothing pending")
+    if report.failed:
+        print(f"{len(report.failed)} run(s) failed", file=sys.stderr)
+        return 1
+    return 0
 
-    landing = Path(settings.landing_url())
-    if not landing.exists() or not any(landing.iterdir()):
-        paths = generate(landing, GenSpec(), now=settings.now())
-        print(f"generated {len(paths)} sample landing files in {landing}")
-    os.environ.setdefault("STRIPEMETER_SETTLE_SECONDS", "0")
-    status = cmd_catch_up(args)
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stripemeter_assets.definitions import defs
+    from stripemeter_assets.demo import run_demo
+
+    status = _print_runs(run_demo(defs, _instance()))
     print(f"\nwarehouse {settings.warehouse_path()}:")
     _print_ledger_summary()
     return status
@@ -116,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stripemeter", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("demo", help="generate sample files if the landing is empty, then catch up").set_defaults(func=cmd_demo)
+    sub.add_parser("demo", help="sample files if the landing is empty, catch up, push to the bundled Stripe "
+                   "emulator and reconcile").set_defaults(func=cmd_demo)
     sub.add_parser("catch-up", help="ingest pending files, recompute stale counters, push, reconcile; then exit"
                    ).set_defaults(func=cmd_catch_up)
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from stripemeter_assets import settings
+
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
 # Headless runs print their outcome lines; step-by-step logs stay in the instance.
@@ -71,9 +73,13 @@ def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: st
     return [r.with_replaced_attrs(job_name=r.job_name or default_job) for r in result.run_requests or []]
 
 
-def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 20) -> CatchUpReport:
-    """Runs what the sensors request until a round requests nothing."""
+def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 20,
+             settle: bool = True) -> CatchUpReport:
+    """Runs what the sensors request until a round requests nothing; then,
+    with `settle`, the pre-invoice job (push, reconcile) for every period
+    refreshed and for the open period, and publishes the analyst snapshot."""
     report = CatchUpReport()
+    now_period = settings.now().strftime("%Y-%m-01")
     for _ in range(max_rounds):
         requested = 0
         for name in SENSOR_ORDER:
@@ -84,6 +90,16 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
                 report.runs.append(execute_request(defs, instance, request))
         if not requested:
             break
-    if any(r.success for r in report.runs):
-        report.runs.append(execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job")))
+    if not settle:
+        return report
+    for period in _periods_to_settle(report, now_period):
+        report.runs.append(execute_request(defs, instance, dg.RunRequest(
+            job_name="pre_invoice_job", partition_key=period)))
+    report.runs.append(execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job")))
     return report
+
+
+def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[str]:
+    """Periods whose counters this catch-up refreshed, plus the open one."""
+    periods = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
+    return sorted(periods | {now_period})
