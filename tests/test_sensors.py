@@ -70,11 +70,11 @@ def test_ingest_run_from_the_sensor_loads_the_files_and_reports_days(env, instan
 
 def test_watermark_sensor_requests_counters_for_each_late_batch(env, instance):
     env.drop_jsonl("a.jsonl", [event(ts="2025-03-10T10:00:00Z", quantity="5")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     env.drop_jsonl("b.jsonl", [event(ts="2025-03-09T10:00:00Z", quantity="3", idempotencyKey="late1")])
-    catch_up_runs = catch_up(defs, instance).runs
+    catch_up_runs = catch_up(defs, instance, settle=False).runs
     env.drop_jsonl("c.jsonl", [event(ts="2025-03-09T11:00:00Z", quantity="1", idempotencyKey="late2")])
-    later_runs = catch_up(defs, instance).runs
+    later_runs = catch_up(defs, instance, settle=False).runs
     daily = [r for r in catch_up_runs + later_runs if r.job == "daily_usage_job"]
     assert [r.partitions for r in daily] == ["2025-03-09", "2025-03-09"]  # one run per late batch
     keys = {r.tags.get("dagster/run_key") for r in instance.get_runs(

@@ -36,7 +36,7 @@ def test_each_aggregation_over_a_period(env, instance):
         event(metric="credits", quantity="-2", ts="2025-03-02T00:00:00Z"),
         event(metric="credits", quantity="5", ts="2025-03-03T00:00:00Z"),
     ])
-    assert not catch_up(defs, instance).failed
+    assert not catch_up(defs, instance, settle=False).failed
     assert _period(env, "api_calls") == (Decimal("7.25"), 2)
     assert _period(env, "requests") == (Decimal("2"), 2)
     assert _period(env, "storage_gb") == (Decimal("30"), 3)
@@ -47,18 +47,18 @@ def test_each_aggregation_over_a_period(env, instance):
 def test_last_ties_on_ts_go_to_the_later_ingested_event(env, instance):
     same_ts = "2025-03-05T00:00:00Z"
     env.drop_jsonl("a.jsonl", [event(metric="seats", quantity="7", ts=same_ts, idempotencyKey="a")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     env.drop_jsonl("b.jsonl", [event(metric="seats", quantity="2", ts=same_ts, idempotencyKey="b")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     assert _period(env, "seats") == (Decimal("2"), 2)
 
 
 def test_late_event_within_the_window_is_folded_in_by_the_sensors(env, instance):
     env.drop_jsonl("e1.jsonl", [event(quantity="5", ts="2025-03-10T10:00:00Z")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     assert _period(env) == (Decimal("5"), 1)
     env.drop_jsonl("e2.jsonl", [event(quantity="3", ts="2025-03-09T12:00:00Z")])  # 22 h before the watermark
-    report = catch_up(defs, instance)
+    report = catch_up(defs, instance, settle=False)
     assert not report.failed
     assert _period(env) == (Decimal("8"), 2)
     assert env.sql("SELECT count(*) FROM late_events") == [(0,)]
@@ -66,9 +66,9 @@ def test_late_event_within_the_window_is_folded_in_by_the_sensors(env, instance)
 
 def test_very_late_event_waits_for_replay_and_replaying_twice_changes_nothing(env, instance):
     env.drop_jsonl("e1.jsonl", [event(quantity="5", ts="2025-03-10T10:00:00Z")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     env.drop_jsonl("e2.jsonl", [event(quantity="3", ts="2025-03-01T10:00:00Z", idempotencyKey="old")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     assert _period(env) == (Decimal("5"), 1)
     assert env.sql("SELECT idempotency_key, status, lateness FROM late_events")[0][:2] == ("old", "pending")
 
@@ -103,22 +103,22 @@ def test_backfill_over_a_day_range_is_one_run(env, instance):
 
 def test_ui_backfill_applies_pending_late_events_of_its_days(env, instance):
     env.drop_jsonl("e1.jsonl", [event(quantity="5", ts="2025-03-10T10:00:00Z")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     env.drop_jsonl("e2.jsonl", [event(quantity="3", ts="2025-03-01T10:00:00Z", idempotencyKey="old")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     defs.resolve_job_def("daily_usage_job").execute_in_process(instance=instance, partition_key="2025-03-01")
     assert env.sql("SELECT status FROM late_events") == [("applied",)]
-    catch_up(defs, instance)  # the sensor refreshes the period from the new day
+    catch_up(defs, instance, settle=False)  # the sensor refreshes the period from the new day
     assert _period(env) == (Decimal("8"), 2)
 
 
 def test_change_to_a_closed_period_is_recorded_as_a_carry_forward(env, instance):
     env.set_now("2025-02-20T00:00:00Z")
     env.drop_jsonl("a.jsonl", [event(quantity="5", ts="2025-02-10T10:00:00Z")])
-    catch_up(defs, instance)
+    catch_up(defs, instance, settle=False)
     env.set_now("2025-03-20T00:00:00Z")  # February closed at Mar 1 + 48 h
     env.drop_jsonl("b.jsonl", [event(quantity="3", ts="2025-02-11T10:00:00Z", idempotencyKey="feb-late")])
-    catch_up(defs, instance)  # late beyond the window: pending
+    catch_up(defs, instance, settle=False)  # late beyond the window: pending
     defs.resolve_job_def("replay_job").execute_in_process(instance=instance, run_config={
         "ops": {"replay_counters": {"config": {"start": "2025-02-01", "end": "2025-03-01"}}}})
     assert env.sql("SELECT origin_period::DATE::VARCHAR, old_value, new_value, delta, policy, status "

@@ -46,7 +46,7 @@ def land_march(env, instance, prices=CURRENT, **config):
         event(customer="cus_B", quantity="15000", ts="2025-03-03T10:00:00Z"),
         event(customer="cus_C", metric="requests", quantity="1", ts="2025-03-03T10:00:00Z"),
     ])
-    assert not catch_up(defs, instance).failed
+    assert not catch_up(defs, instance, settle=False).failed
 
 
 def test_backtest_compares_old_and_new_totals_per_customer(env, instance):
@@ -65,7 +65,7 @@ def test_backtest_compares_old_and_new_totals_per_customer(env, instance):
 def test_backtest_uses_the_tenants_current_price_overrides(env, instance):
     land_march(env, instance)
     env.drop_jsonl("beta.jsonl", [event(tenant="beta", customer="cus_Z", quantity="100", ts="2025-03-04T10:00:00Z")])
-    assert not catch_up(defs, instance).failed
+    assert not catch_up(defs, instance, settle=False).failed
     current = parse_price_book({"prices": CURRENT, "prices_by_tenant": {
         "beta": {"api_calls": {"model": "flat", "currency": "USD", "unitPrice": "0.05"}}}})
     with connect(str(env.warehouse), read_only=True) as conn:

@@ -37,7 +37,7 @@ def project(env, instance, events, now=HALF, prices=PRICES, **config):
     env.write_config({**BASE_CONFIG, "prices": prices, **config})
     env.set_now(now)
     env.drop_jsonl(f"events-{len(list(env.landing.iterdir()))}.jsonl", events)
-    assert not catch_up(defs, instance).failed
+    assert not catch_up(defs, instance, settle=False).failed
     return materialize(instance)
 
 
@@ -184,6 +184,8 @@ def test_metadata_counts_customers_totals_per_currency_and_lists_the_top_custome
 
 
 def test_invalid_price_fails_the_run_naming_the_field(env, instance):
+    project(env, instance, api_calls(1))
     bad = {"api_calls": {"model": "graduated", "currency": "USD", "tiers": [{"upTo": 10, "unitPrice": "1"}]}}
+    env.write_config({**BASE_CONFIG, "prices": bad})
     with pytest.raises(dg.Failure, match=r"prices\.api_calls\.tiers\[0\]\.upTo"):
-        project(env, instance, api_calls(1), prices=bad)
+        materialize(instance)
