@@ -2,7 +2,7 @@
 -- Params: $batch_id, $now.
 INSERT INTO events
 SELECT s.tenant_id, s.metric, s.customer_ref, s.resource_id, s.quantity, s.ts,
-       s.idempotency_key, s.key_derived, s.meta::JSON, f.path, s.row_number, $batch_id,
+       s.idempotency_key, s.key_hash, s.key_derived, s.meta::JSON, f.path, s.row_number, $batch_id,
        (s.file_seq << 32) | s.row_number, $now
 FROM staged s
 JOIN batch_files f USING (file_seq)

@@ -10,6 +10,7 @@ CREATE OR REPLACE TEMP TABLE staged (
     quantity        DECIMAL(38, 9),
     ts              TIMESTAMP,
     idempotency_key VARCHAR,
+    key_hash        UBIGINT,
     key_derived     BOOLEAN,
     meta            VARCHAR,
     reason          VARCHAR,

@@ -30,6 +30,15 @@ checked AS (
             WHEN t > getvariable('sm_max_ts') THEN 'future_timestamp'
         END AS reason
     FROM typed
+),
+keyed AS (
+    SELECT *,
+        CASE
+            WHEN reason IS NOT NULL THEN nullif(idempotency_key, '')
+            WHEN coalesce(idempotency_key, '') <> '' THEN idempotency_key
+            ELSE sm_derived_key(tenant_id, metric, customer_ref, nullif(resource_id, ''), t, q)
+        END AS final_key
+    FROM checked
 )
 SELECT
     {{file_seq}} AS file_seq,
@@ -38,11 +47,8 @@ SELECT
     nullif(resource_id, '') AS resource_id,
     q AS quantity,
     t AS ts,
-    CASE
-        WHEN reason IS NOT NULL THEN nullif(idempotency_key, '')
-        WHEN coalesce(idempotency_key, '') <> '' THEN idempotency_key
-        ELSE sm_derived_key(tenant_id, metric, customer_ref, nullif(resource_id, ''), t, q)
-    END AS idempotency_key,
+    final_key AS idempotency_key,
+    CASE WHEN reason IS NULL THEN md5_number_lower(tenant_id || chr(31) || final_key) END AS key_hash,
     coalesce(idempotency_key, '') = '' AS key_derived,
     CASE WHEN meta_type = 'object' THEN meta END AS meta,
     reason,
@@ -63,4 +69,4 @@ SELECT
         WHEN 'future_timestamp' THEN 'ts ' || left(ts, 64) || ' is beyond the allowed clock skew'
     END AS detail,
     CASE WHEN reason IS NOT NULL THEN raw END AS raw
-FROM checked
+FROM keyed

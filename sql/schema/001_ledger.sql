@@ -5,6 +5,9 @@
 -- idempotency_key: the producer's key, or the derived key (DESIGN §2):
 --   first 128 bits of SHA-256, lowercase hex.
 -- seq: ingestion order (file_seq << 32 | row_number), the tie-break for `last`.
+-- key_hash: 64 bits of md5(tenant_id ␟ idempotency_key), only to find
+--   candidate duplicates by scanning one narrow column; the exact
+--   (tenant_id, idempotency_key) comparison always decides.
 CREATE TABLE IF NOT EXISTS events (
     tenant_id       VARCHAR NOT NULL,
     metric          VARCHAR NOT NULL,
@@ -13,6 +16,7 @@ CREATE TABLE IF NOT EXISTS events (
     quantity        DECIMAL(38, 9) NOT NULL,
     ts              TIMESTAMP NOT NULL,   -- UTC, microseconds
     idempotency_key VARCHAR NOT NULL,
+    key_hash        UBIGINT NOT NULL,
     key_derived     BOOLEAN NOT NULL,
     meta            JSON,
     source_file     VARCHAR NOT NULL,
