@@ -59,18 +59,32 @@ def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, request:
     return RunOutcome(job=job_name, run_id=result.run_id, success=result.success, partitions=span)
 
 
-def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> list[dg.RunRequest]:
-    """One tick of a sensor with its headless cursor kept in the instance."""
+def tick_sensor(defs: dg.Definitions, instance: dg.DagsterInstance,
+                name: str) -> tuple[list[dg.RunRequest], str | None]:
+    """One tick of a sensor from its headless cursor, kept in the instance.
+    Returns the run requests and the new cursor, which `catch_up` stores
+    (`save_cursor`) only once those runs succeeded: a crash mid-run then
+    requests the same work again instead of forgetting it."""
     sensor = defs.resolve_sensor_def(name)
-    key = CURSOR_PREFIX + name
-    cursor = instance.run_storage.get_cursor_values({key}).get(key)
+    cursor = instance.run_storage.get_cursor_values({CURSOR_PREFIX + name}).get(CURSOR_PREFIX + name)
     context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=name,
                                       resources=defs.resources)
     result = sensor.evaluate_tick(context)
-    if result.cursor is not None:
-        instance.run_storage.set_cursor_values({key: result.cursor})
     default_job = sensor.job_name if len(sensor.targets) == 1 else None
-    return [r.with_replaced_attrs(job_name=r.job_name or default_job) for r in result.run_requests or []]
+    requests = [r.with_replaced_attrs(job_name=r.job_name or default_job) for r in result.run_requests or []]
+    return requests, result.cursor
+
+
+def save_cursor(instance: dg.DagsterInstance, name: str, cursor: str | None) -> None:
+    if cursor is not None:
+        instance.run_storage.set_cursor_values({CURSOR_PREFIX + name: cursor})
+
+
+def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> list[dg.RunRequest]:
+    """One tick that advances the headless cursor at once."""
+    requests, cursor = tick_sensor(defs, instance, name)
+    save_cursor(instance, name, cursor)
+    return requests
 
 
 def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 20,
@@ -83,11 +97,16 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
     for _ in range(max_rounds):
         requested = 0
         for name in SENSOR_ORDER:
-            for request in evaluate_sensor(defs, instance, name):
+            requests, cursor = tick_sensor(defs, instance, name)
+            outcomes = []
+            for request in requests:
                 requested += 1
                 if _already_succeeded(instance, request.run_key):
                     continue
-                report.runs.append(execute_request(defs, instance, request))
+                outcomes.append(execute_request(defs, instance, request))
+            report.runs.extend(outcomes)
+            if all(o.success for o in outcomes):
+                save_cursor(instance, name, cursor)
         if not requested:
             break
     if not settle:

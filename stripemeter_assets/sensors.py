@@ -8,6 +8,7 @@ import dagster as dg
 
 from stripemeter_assets.assets.counters import SENSOR_TRIGGER, TRIGGER_TAG
 from stripemeter_assets.jobs import daily_usage_job, ingest_job, period_usage_job
+from stripemeter_assets.partitions import PARTITIONS_START
 from stripemeter_assets.resources import LandingResource
 
 MAX_FILES_PER_RUN = 500
@@ -91,9 +92,14 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         touched = record.asset_materialization.metadata.get("days_touched")
         days.extend(touched.value if touched else [])
         cursor["usage_events"] = max(cursor["usage_events"], record.storage_id)
+    # Days before the first partition (an event dated 2019, or year 1) stay
+    # in the ledger but have no counter partition to run.
+    outside = sorted({d for d in days if d < PARTITIONS_START})
+    if outside:
+        context.log.warning(f"{len(outside)} touched days precede the partitions ({PARTITIONS_START}): {outside[:5]}")
     runs = [
         _partition_request(daily_usage_job.name, f"daily-{cursor['usage_events']}-{first}-{last}", first, last, tags)
-        for first, last in _day_ranges(days)
+        for first, last in _day_ranges([d for d in days if d >= PARTITIONS_START])
     ]
 
     dailies = instance.fetch_materializations(

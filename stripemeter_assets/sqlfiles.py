@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
 SQL_ROOT = Path(__file__).resolve().parent.parent / "sql"
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 @cache
@@ -15,14 +17,11 @@ def load_sql(name: str) -> str:
 
 
 def render_sql(name: str, **params: str) -> str:
-    """A SQL file with `{{placeholders}}` filled. Only for SQL fragments and
-    literals the code itself builds (see `literal`); values go as `?`."""
-    text = load_sql(name)
-    for key, value in params.items():
-        text = text.replace("{{" + key + "}}", value)
-    if "{{" in text:
-        raise KeyError(f"unfilled placeholder in sql/{name}")
-    return text
+    """A SQL file with `{{placeholders}}` filled in one pass, so text inside
+    a filled value (a file name, a CSV header) is never read as a
+    placeholder. Only for SQL fragments and literals the code itself builds
+    (see `literal`); values go as `?` or `$name`."""
+    return _PLACEHOLDER.sub(lambda m: params[m.group(1)], load_sql(name))
 
 
 def literal(value: str) -> str:

@@ -52,6 +52,9 @@ CREATE OR REPLACE TEMP MACRO sm_decimal(t) AS (
 CREATE OR REPLACE TEMP MACRO sm_timestamp(t) AS (
     CASE WHEN length(t) >= 19 AND substr(t, 5, 1) = '-' AND substr(t, 8, 1) = '-'
               AND substr(t, 11, 1) IN ('T', 't', ' ') AND substr(t, 14, 1) = ':' AND substr(t, 17, 1) = ':'
+              -- DuckDB would take +24:00 or -99:99 and move the instant
+              AND (substr(t, -6, 1) NOT IN ('+', '-') OR substr(t, -3, 1) <> ':'
+                   OR (TRY_CAST(substr(t, -5, 2) AS INTEGER) <= 23 AND TRY_CAST(substr(t, -2, 2) AS INTEGER) <= 59))
          THEN make_timestamp(epoch_us(TRY_CAST(t AS TIMESTAMPTZ))) END
 );
 

@@ -23,15 +23,16 @@ SELECT
     sm_json_text(f[2]) AS metric, sm_json_kind(f[2]) AS metric_type,
     sm_json_text(f[3]) AS customer_ref, sm_json_kind(f[3]) AS customer_ref_type,
     CASE
-        -- yyjson reads numbers as doubles; its rendering is exact for a token
-        -- of up to 15 significant digits. A long rendering means a long
-        -- token: take the exact token from the text, and only when every
-        -- token equal to what the parser saw denotes one decimal value.
-        WHEN sm_json_kind(f[4]) = 'number' AND (length(f[4]) >= 16 OR contains(lower(f[4]), 'e')) THEN (
-            CASE WHEN len(list_distinct(list_transform(quantity_tokens, lambda tok: sm_decimal(tok)))) = 1
-                 THEN quantity_tokens[1] END
-        )
-        ELSE sm_json_text(f[4])
+        WHEN sm_json_kind(f[4]) <> 'number' THEN sm_json_text(f[4])
+        -- yyjson reads numbers as doubles, so a number's value is taken from
+        -- its text: the token after the only "quantity" key of the line, if it
+        -- is the number the parser saw; else every "quantity" token equal to
+        -- it, when they all denote one decimal. Otherwise NULL, which the
+        -- validation reports as invalid_quantity.
+        -- an integer without point or exponent was read as a 64-bit integer: exact
+        WHEN NOT (contains(f[4], '.') OR contains(f[4], 'e') OR contains(f[4], 'E')) THEN f[4]
+        WHEN first_token_exact THEN first_token
+        WHEN len(list_distinct(list_transform(candidates, lambda tok: sm_decimal(tok)))) = 1 THEN candidates[1]
     END AS quantity, sm_json_kind(f[4]) AS quantity_type,
     sm_json_text(f[5]) AS ts, sm_json_kind(f[5]) AS ts_type,
     sm_json_text(f[6]) AS idempotency_key, sm_json_kind(f[6]) AS idempotency_key_type,
@@ -39,9 +40,25 @@ SELECT
     f[8] AS meta, sm_json_kind(f[8]) AS meta_type
 FROM (
     SELECT *,
-        CASE WHEN sm_json_kind(f[4]) = 'number' AND (length(f[4]) >= 16 OR contains(lower(f[4]), 'e')) THEN
-            list_filter(regexp_extract_all(raw, '"quantity"\s*:\s*(-?[0-9][0-9.eE+-]*)', 1),
-                        lambda tok: TRY_CAST(tok AS DOUBLE) = TRY_CAST(f[4] AS DOUBLE))
-        END AS quantity_tokens
-    FROM lines
+        CASE WHEN sm_json_kind(f[4]) = 'number' AND NOT first_token_exact THEN list_filter(
+            regexp_extract_all(raw, '"quantity"\s*:\s*(-?[0-9][0-9.eE+-]*)', 1),
+            lambda tok: TRY_CAST(tok AS DOUBLE) = TRY_CAST(f[4] AS DOUBLE))
+        END AS candidates
+    FROM (
+        SELECT *,
+            -- cheap string functions on every numeric quantity; the regex over
+            -- the whole line only when the key repeats or the token differs
+            coalesce(quantity_keys = 1 AND TRY_CAST(first_token AS DOUBLE) = TRY_CAST(f[4] AS DOUBLE), false)
+                AS first_token_exact
+        FROM (
+            SELECT *,
+                CASE WHEN sm_json_kind(f[4]) = 'number' THEN
+                    (length(raw) - length(replace(raw, '"quantity"', ''))) // 10
+                END AS quantity_keys,
+                CASE WHEN sm_json_kind(f[4]) = 'number' THEN
+                    regexp_extract(substr(raw, strpos(raw, '"quantity"') + 10, 80), '^[\s:]*(-?[0-9][0-9.eE+-]*)', 1)
+                END AS first_token
+            FROM lines
+        )
+    )
 )

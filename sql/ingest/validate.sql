@@ -16,7 +16,8 @@ checked AS (
         CASE
             WHEN parse_error IS NOT NULL THEN parse_error
             WHEN coalesce(tenant_id, '') = '' OR coalesce(metric, '') = '' OR coalesce(customer_ref, '') = ''
-                 OR coalesce(quantity, '') = '' OR coalesce(ts, '') = '' THEN 'missing_field'
+                 OR (coalesce(quantity, '') = '' AND quantity_type IS DISTINCT FROM 'number')
+                 OR coalesce(ts, '') = '' THEN 'missing_field'
             WHEN tenant_id_type <> 'string' OR metric_type <> 'string' OR customer_ref_type <> 'string'
                  OR ts_type <> 'string' OR quantity_type NOT IN ('string', 'number')
                  OR coalesce(idempotency_key_type, 'string') NOT IN ('string', 'null')
@@ -59,11 +60,13 @@ SELECT
             CASE WHEN coalesce(tenant_id, '') = '' THEN 'tenantId' END,
             CASE WHEN coalesce(metric, '') = '' THEN 'metric' END,
             CASE WHEN coalesce(customer_ref, '') = '' THEN 'customerRef' END,
-            CASE WHEN coalesce(quantity, '') = '' THEN 'quantity' END,
+            CASE WHEN coalesce(quantity, '') = '' AND quantity_type IS DISTINCT FROM 'number' THEN 'quantity' END,
             CASE WHEN coalesce(ts, '') = '' THEN 'ts' END)
         WHEN 'invalid_type' THEN 'a field has the wrong JSON type (strings for ids and ts, number or string for quantity, object for meta)'
         WHEN 'field_too_long' THEN 'tenantId/metric at most 128 chars, customerRef/idempotencyKey/resourceId at most 255'
-        WHEN 'invalid_quantity' THEN 'quantity ' || left(quantity, 64) || ' is not a finite decimal with at most 29 integer and 9 fractional digits'
+        WHEN 'invalid_quantity' THEN CASE WHEN quantity IS NULL
+            THEN 'quantity is a JSON number that cannot be read exactly (out of range, or ambiguous in the line); send it as a string'
+            ELSE 'quantity ' || left(quantity, 64) || ' is not a finite decimal with at most 29 integer and 9 fractional digits' END
         WHEN 'negative_quantity' THEN 'metric ' || metric || ' does not allow negative quantities'
         WHEN 'invalid_timestamp' THEN 'ts ' || left(ts, 64) || ' is not an RFC 3339 timestamp'
         WHEN 'future_timestamp' THEN 'ts ' || left(ts, 64) || ' is beyond the allowed clock skew'

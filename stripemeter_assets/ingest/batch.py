@@ -58,6 +58,18 @@ def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: dateti
         status VARCHAR, error VARCHAR)""")
 
 
+def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq: int) -> None:
+    def stage(parallel: bool) -> None:
+        conn.execute(render_sql("ingest/validate.sql", rows=rows_sql(conn, local, fmt, parallel=parallel),
+                                file_seq=str(int(file_seq))))
+    try:
+        stage(parallel=True)
+    except duckdb.Error as exc:
+        if fmt != "csv" or "quoted new lines" not in str(exc):
+            raise
+        stage(parallel=False)
+
+
 def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[str, str]) -> None:
     with local_copy(file) as (local, content_hash):
         file_seq = conn.execute("SELECT nextval('landing_file_seq')").fetchone()[0]
@@ -66,8 +78,7 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[s
             status, error = "skipped", f"same content as {seen[content_hash]}, already loaded"
         else:
             try:
-                conn.execute(render_sql("ingest/validate.sql", rows=rows_sql(conn, local, file.format),
-                                        file_seq=str(int(file_seq))))
+                _stage_rows(conn, local, file.format, file_seq)
             except _OUR_BUGS:
                 raise
             except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:

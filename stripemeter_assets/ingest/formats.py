@@ -47,7 +47,9 @@ def detect_format(name: str) -> str | None:
     return None
 
 
-def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str) -> str:
+def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str, *, parallel: bool = True) -> str:
+    """`parallel=False` is for CSV files with quoted line breaks, which
+    DuckDB's parallel CSV scanner refuses together with null padding."""
     if fmt == "jsonl":
         return render_sql(
             "ingest/rows_jsonl.sql",
@@ -56,7 +58,7 @@ def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str) -> str:
             compression="'gzip'" if path.lower().endswith(".gz") else "'none'",
         )
     if fmt == "csv":
-        return _csv_rows(path)
+        return _csv_rows(path, parallel)
     if fmt == "parquet":
         return _parquet_rows(conn, path)
     raise UnreadableFile(f"unsupported format {fmt!r}")
@@ -84,7 +86,7 @@ def _csv_header(path: str) -> list[str]:
     return [h.strip().lstrip("\ufeff") for h in header]
 
 
-def _csv_rows(path: str) -> str:
+def _csv_rows(path: str, parallel: bool) -> str:
     header = _csv_header(path)
     present = _columns_for(header)
     col_types = ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header)
@@ -112,7 +114,8 @@ def _csv_rows(path: str) -> str:
                {", ".join(select)}
         FROM read_csv({literal(path)}, columns = {{{col_types}, {spill_types}}}, header = true,
                       delim = ',', quote = '"', escape = '"', auto_detect = false,
-                      null_padding = true, strict_mode = false, max_line_size = 16777216)
+                      null_padding = true, strict_mode = false, max_line_size = 16777216,
+                      parallel = {"true" if parallel else "false"})
              WITH ORDINALITY
     """
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from stripemeter_assets.ingest.formats import detect_format
+from stripemeter_assets.ingest.formats import SUFFIXES, detect_format
 
 IGNORED_SUFFIXES = (".tmp", ".part")
 DEFAULT_SETTLE_SECONDS = 2.0
@@ -127,21 +127,30 @@ def _sha256_file(path: str) -> str:
 
 @contextlib.contextmanager
 def local_copy(file: LandingFile) -> Iterator[tuple[str, str]]:
-    """(local path, sha256 of the content). A remote file is downloaded to a
-    temporary file first (under `TMPDIR`), hashing it on the way, since DuckDB
-    reads only local files here. The copy keeps the object's name, so its
-    suffix (`.gz`, `.parquet`) still tells the reader what it holds."""
-    if _is_local(file.path):
-        local = file.path.removeprefix("file://")
-        yield local, _sha256_file(local)
-        return
-    fs, path = _filesystem(file.path)
-    name = path.rsplit("/", 1)[-1]
+    """(local path safe to hand to DuckDB, sha256 of the content).
+
+    DuckDB's readers expand `*`, `?`, `[...]` and `{...}` in a path as a glob,
+    so a landing name is never passed to them: a local file is reached
+    through a symlink with a neutral name, and a remote file is downloaded
+    (hashing it on the way) to a temporary file with such a name. Either way
+    the name keeps the suffix (`.gz`, `.parquet`) that tells the reader what
+    the file holds."""
     with tempfile.TemporaryDirectory(prefix="stripemeter-landing-") as tmp:
-        local = os.path.join(tmp, name)
+        safe = os.path.join(tmp, "landing" + _suffix(file))
+        if _is_local(file.path):
+            source = os.path.abspath(file.path.removeprefix("file://"))
+            os.symlink(source, safe)
+            yield safe, _sha256_file(source)
+            return
+        fs, path = _filesystem(file.path)
         digest = hashlib.sha256()
-        with fs.open(path, "rb") as src, open(local, "wb") as dst:
+        with fs.open(path, "rb") as src, open(safe, "wb") as dst:
             while chunk := src.read(CHUNK_BYTES):
                 digest.update(chunk)
                 dst.write(chunk)
-        yield local, digest.hexdigest()
+        yield safe, digest.hexdigest()
+
+
+def _suffix(file: LandingFile) -> str:
+    name = file.path.rsplit("/", 1)[-1].lower()
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if name.endswith(s)), "")

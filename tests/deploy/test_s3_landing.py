@@ -129,7 +129,7 @@ def test_download_hashes_the_bytes_as_stored(env, bucket):
     [file] = list_ready_files(bucket.url, settle=0)
     with local_copy(file) as (local, digest):
         assert Path(local).read_bytes() == body
-        assert Path(local).name == "big.jsonl"
+        assert Path(local).name.endswith(".jsonl")  # a neutral name: DuckDB reads landing names as globs
     assert digest == hashlib.sha256(body).hexdigest()
     assert not Path(local).exists()  # the temporary copy is gone
 
