@@ -57,6 +57,8 @@ def cmd_gen_events(args: argparse.Namespace) -> int:
 
 
 def _print_runs(report) -> int:
+    for run_id in report.released:
+        print(f"released the pool slots of dead run {run_id} (marked failed)")
     for run in report.runs:
         print(f"{'ok    ' if run.success else 'FAILED'} {run.job:<18} {run.partitions:<24} run {run.run_id}")
     if not report.runs:

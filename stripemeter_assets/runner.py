@@ -2,6 +2,7 @@
 sensors evaluated once per round, their run requests executed in process,
 until nothing is pending (`stripemeter catch-up`)."""
 
+import os
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -25,6 +26,7 @@ class RunOutcome:
 @dataclass
 class CatchUpReport:
     runs: list[RunOutcome] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # dead runs whose pool slots were freed
 
     @property
     def failed(self) -> list[RunOutcome]:
@@ -87,12 +89,48 @@ def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: st
     return requests
 
 
+def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START):
+        if entry.dagster_event and entry.dagster_event.pid:
+            return entry.dagster_event.pid
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Marks failed the in-process runs of this host whose process is gone
+    (killed with SIGKILL, power loss) and frees their `duckdb` pool slots:
+    otherwise the slot stays claimed and every later warehouse run waits
+    for it forever. Runs of live processes (a daemon's, another catch-up's)
+    are left alone."""
+    released = []
+    active = instance.get_runs(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]))
+    for run in active:
+        pid = _run_pid(instance, run.run_id)
+        if pid is None or _alive(pid):
+            continue
+        instance.report_run_failed(run, f"process {pid} is gone (killed?); its pool slots were released")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
 def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 20,
              settle: bool = True) -> CatchUpReport:
     """Runs what the sensors request until a round requests nothing; then,
     with `settle`, the pre-invoice job (push, reconcile) for every period
     refreshed and for the open period, and publishes the analyst snapshot."""
-    report = CatchUpReport()
+    report = CatchUpReport(released=release_dead_runs(instance))
     now_period = settings.now().strftime("%Y-%m-01")
     for _ in range(max_rounds):
         requested = 0
@@ -105,8 +143,10 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
                     continue
                 outcomes.append(execute_request(defs, instance, request))
             report.runs.extend(outcomes)
-            if all(o.success for o in outcomes):
-                save_cursor(instance, name, cursor)
+            if not all(o.success for o in outcomes):
+                # The cursor stays put, so the next catch-up asks again.
+                return report
+            save_cursor(instance, name, cursor)
         if not requested:
             break
     if not settle:

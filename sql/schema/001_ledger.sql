@@ -83,3 +83,16 @@ CREATE TABLE IF NOT EXISTS late_events (
     applied_at      TIMESTAMP,
     PRIMARY KEY (tenant_id, idempotency_key)
 );
+
+-- The UTC days each batch changed, written in the batch's transaction. The
+-- watermark sensor learns them from the ingest run's materialization; if
+-- that run died between the DuckDB commit and Dagster recording it, the next
+-- ingest run announces the days again (announced_in = the run that last
+-- announced them; confirmed once that run succeeded).
+CREATE TABLE IF NOT EXISTS ingest_batches (
+    batch_id     VARCHAR NOT NULL,
+    days         VARCHAR[] NOT NULL,
+    announced_in VARCHAR NOT NULL,
+    confirmed    BOOLEAN NOT NULL DEFAULT false,
+    created_at   TIMESTAMP NOT NULL
+);

@@ -15,6 +15,25 @@ class IngestConfig(dg.Config):
     files: list[str] = []
 
 
+def _reannounce_lost_batches(context: dg.AssetExecutionContext, conn) -> set[str]:
+    """Days of earlier batches whose announcing run never succeeded (killed
+    after the DuckDB commit, before Dagster recorded the materialization):
+    this run announces them again, so their counters still get recomputed."""
+    days: set[str] = set()
+    pending = conn.execute("SELECT batch_id, announced_in, days FROM ingest_batches "
+                           "WHERE NOT confirmed AND batch_id <> ?", [context.run_id]).fetchall()
+    for batch_id, announced_in, batch_days in pending:
+        run = context.instance.get_run_by_id(announced_in)
+        if run is not None and run.status == dg.DagsterRunStatus.SUCCESS:
+            conn.execute("UPDATE ingest_batches SET confirmed = true WHERE batch_id = ?", [batch_id])
+            continue
+        days.update(batch_days)
+        conn.execute("UPDATE ingest_batches SET announced_in = ? WHERE batch_id = ?", [context.run_id, batch_id])
+    if days:
+        context.log.warning(f"re-announcing {len(days)} days of earlier batches whose runs did not finish")
+    return days
+
+
 def _summary_table(result) -> str:
     lines = ["| file | status | rows | loaded | duplicate | quarantined |", "|---|---|---|---|---|---|"]
     for f in result.files:
@@ -42,6 +61,7 @@ def usage_events(context: dg.AssetExecutionContext, config: IngestConfig,
         files = ready
     with warehouse.connect() as conn:
         result = ingest_batch(conn, files, batch_id=context.run_id, config=warehouse.config(), now=settings.now())
+        reannounced = _reannounce_lost_batches(context, conn)
     if result.count("rejected"):
         context.log.warning(f"{result.count('rejected')} files rejected; see landing_files and quarantine")
     return dg.MaterializeResult(
@@ -56,7 +76,7 @@ def usage_events(context: dg.AssetExecutionContext, config: IngestConfig,
             "late_within_window": sum(d["late_within_window"] for d in result.days),
             "late_pending": result.late_pending,
             # Read by watermark_sensor from the event log, never from DuckDB.
-            "days_touched": dg.MetadataValue.json([d["day"] for d in result.days]),
+            "days_touched": dg.MetadataValue.json(sorted({d["day"] for d in result.days} | reannounced)),
             "summary": dg.MetadataValue.md(_summary_table(result)),
         }
     )

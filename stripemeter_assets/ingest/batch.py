@@ -106,6 +106,8 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
         run_script(conn, "ingest/late_events.sql", batch_id=batch_id, now=naive_now,
                    default_lateness_us=default_lateness_us(config))
         days = query(conn, "ingest/batch_summary.sql", batch_id=batch_id)
+        conn.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, false, ?)",
+                     [batch_id, [d["day"] for d in days], batch_id, naive_now])
         run_script(conn, "ingest/watermarks.sql", batch_id=batch_id, now=naive_now)
         run_script(conn, "ingest/rejected.sql", batch_id=batch_id, now=naive_now)
         late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
