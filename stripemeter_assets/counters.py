@@ -31,12 +31,26 @@ def recompute_period(conn: duckdb.DuckDBPyConnection, config: Config, start: dat
     Returns how many adjustments were recorded."""
     load_metric_catalog(conn, config)
     before = conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0]
+    run_script(conn, "counters/period_overflows.sql", start=_naive(start), end=_naive(end), tenant=tenant)
     create_temp_table(conn, "new_period", "counters/period_values.sql",
                       start=_naive(start), end=_naive(end), tenant=tenant)
     run_script(conn, "counters/period_usage.sql", start=_naive(start), now=_naive(now),
                default_lateness_us=default_lateness_us(config), policy=config.close_policy, run_id=run_id,
                tenant=tenant)
     return conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0] - before
+
+
+def overflowing_counters(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Counters the last recomputation on `conn` left out because their sum
+    does not fit DECIMAL(38,9), as readable names."""
+    names = []
+    for table, scope in (("overflowing_days", "day"), ("overflowing_periods", "period")):
+        exists = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary",
+                              [table]).fetchone()[0]
+        if exists:
+            cols = "tenant_id, metric, customer_ref" + (", day::VARCHAR" if scope == "day" else "")
+            names += [f"{scope} " + "/".join(r) for r in conn.execute(f"SELECT {cols} FROM {table}").fetchall()]
+    return names
 
 
 def month_starts(start: datetime, end: datetime) -> list[datetime]:

@@ -6,6 +6,18 @@ DELETE FROM daily_usage
 WHERE day >= $start::DATE AND day < $end::DATE
   AND ($tenant IS NULL OR tenant_id = $tenant);
 
+-- Counters whose sum would overflow DECIMAL(38,9) (|total| near 1.7e29) are
+-- left out, so one tenant's absurd quantities never stop everyone's
+-- counters; the asset reports them and fails. Only rows of |quantity| >= 1e18
+-- can get there, so the check reads almost nothing.
+CREATE OR REPLACE TEMP TABLE overflowing_days AS
+SELECT tenant_id, metric, customer_ref, ts::DATE AS day
+FROM events
+WHERE ts >= $start AND ts < $end AND ($tenant IS NULL OR tenant_id = $tenant)
+  AND abs(quantity) >= 1e18
+GROUP BY ALL
+HAVING abs(sum(quantity::DOUBLE)) >= 1e28;
+
 -- One struct-valued arg_max picks the latest event (by ts, then ingestion
 -- order, then key) once; three separate arg_max calls cost five times more.
 INSERT INTO daily_usage
@@ -22,6 +34,9 @@ FROM (
     FROM events e
     ANTI JOIN late_events l
         ON l.tenant_id = e.tenant_id AND l.idempotency_key = e.idempotency_key AND l.status = 'pending'
+    ANTI JOIN overflowing_days o
+        ON o.tenant_id = e.tenant_id AND o.metric = e.metric AND o.customer_ref = e.customer_ref
+       AND o.day = e.ts::DATE
     WHERE e.ts >= $start AND e.ts < $end
       AND ($tenant IS NULL OR e.tenant_id = $tenant)
     GROUP BY ALL

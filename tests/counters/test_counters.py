@@ -168,3 +168,16 @@ def test_recomputing_from_scratch_equals_the_incremental_path(tmp_path_factory, 
                            "WHERE metric IN ('api_calls', 'credits') GROUP BY ALL ORDER BY ALL")
         assert env.sql("SELECT metric, customer_ref, value FROM period_usage "
                        "WHERE metric IN ('api_calls', 'credits') ORDER BY ALL") == expected
+
+
+def test_a_counter_too_large_to_represent_fails_the_run_but_not_the_other_counters(env, instance):
+    huge = "99999999999999999999999999999"
+    env.drop_jsonl("a.jsonl", [event(tenant="mallory", quantity=huge, idempotencyKey=f"m{i}") for i in range(3)]
+                   + [event(tenant="alice", quantity="5")])
+    env.ingest()
+    result = defs.resolve_job_def("daily_usage_job").execute_in_process(
+        instance=instance, partition_key="2025-03-10", raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "mallory/api_calls/cus_A/2025-03-10" in failure.step_failure_data.error.message
+    assert env.sql("SELECT tenant_id, sum_quantity FROM daily_usage") == [("alice", Decimal(5))]
