@@ -7,21 +7,25 @@ SELECT DISTINCT e.key_hash
 FROM events e
 SEMI JOIN staged s ON s.key_hash = e.key_hash AND s.reason IS NULL;
 
+-- The ledger rows behind those hashes (usually none): a filtered scan of one
+-- column, then the other columns of matching rows only.
+CREATE OR REPLACE TEMP TABLE ledger_matches AS
+SELECT tenant_id, idempotency_key, metric, customer_ref, resource_id, ts, quantity, source_file, row_number
+FROM events
+WHERE key_hash IN (SELECT key_hash FROM ledger_candidates);
+
 CREATE OR REPLACE TEMP TABLE verdicts AS
 WITH valid AS (
     SELECT * FROM staged WHERE reason IS NULL
 ),
 in_ledger AS (
-    -- Only ledger rows whose key hash the batch has (ledger_candidates,
-    -- usually empty) are read beyond the key_hash column.
     SELECT v.file_seq, v.row_number, 1 AS priority,
         e.metric = v.metric AND e.customer_ref = v.customer_ref
             AND e.resource_id IS NOT DISTINCT FROM v.resource_id
             AND e.ts = v.ts AND e.quantity = v.quantity AS same,
         e.source_file AS first_file, e.row_number AS first_row
     FROM valid v
-    JOIN (SELECT * FROM events WHERE key_hash IN (SELECT key_hash FROM ledger_candidates)) e
-        ON e.tenant_id = v.tenant_id AND e.idempotency_key = v.idempotency_key
+    JOIN ledger_matches e ON e.tenant_id = v.tenant_id AND e.idempotency_key = v.idempotency_key
 ),
 repeated AS (
     SELECT tenant_id, idempotency_key FROM valid GROUP BY ALL HAVING count(*) > 1
