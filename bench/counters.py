@@ -16,11 +16,7 @@ calls in the same transactions (see stripemeter_assets/assets/counters.py).
 Each measurement starts from a copy of the same database file, in its own
 subprocess, `--repeat` times (default 2).
 
-`--proposals` also times the daily recomputation's SELECT against a
-rewrite with one struct-valued arg_max (PROPOSED_DAILY_SELECT) and checks
-that both give the same rows.
-
-Run: python bench/counters.py [--events 10000000] [--late 10000] [--build sql|ingest] [--proposals]
+Run: python bench/counters.py [--events 10000000] [--late 10000] [--build sql|ingest]
 """
 
 from __future__ import annotations
@@ -185,51 +181,6 @@ def one_day(db: str, day: str) -> dict:
     return {"days_tx_s": t1 - t0, "period_tx_s": t2 - t1, "total_s": t2 - t0}
 
 
-# The daily recomputation with one arg_max returning a struct instead of three
-# arg_max calls over the same ordering key (a proposal, compared by --proposals).
-PROPOSED_DAILY_SELECT = """
-SELECT tenant_id, metric, customer_ref, day, sum_quantity, event_count, max_quantity,
-       last.quantity, max_ts, last.seq, last.key, max_ts, $now
-FROM (
-    SELECT e.tenant_id, e.metric, e.customer_ref, e.ts::DATE AS day,
-           sum(e.quantity)::DECIMAL(38, 9) AS sum_quantity, count(*) AS event_count,
-           max(e.quantity) AS max_quantity,
-           arg_max(struct_pack(quantity := e.quantity, seq := e.seq, key := e.idempotency_key),
-                   struct_pack(e.ts, e.seq, e.idempotency_key)) AS last,
-           max(e.ts) AS max_ts
-    FROM events e
-    ANTI JOIN late_events l
-        ON l.tenant_id = e.tenant_id AND l.idempotency_key = e.idempotency_key AND l.status = 'pending'
-    WHERE e.ts >= $start AND e.ts < $end
-      AND ($tenant IS NULL OR e.tenant_id = $tenant)
-    GROUP BY ALL
-)"""
-
-
-@common.worker
-def daily_variants(db: str, start: str, end: str) -> dict:
-    """The SELECT of sql/counters/daily_usage.sql against PROPOSED_DAILY_SELECT,
-    each materialized into a TEMP table; and whether they hold the same rows."""
-    from _ledger import NOW
-
-    from stripemeter_assets.sqlfiles import load_sql
-    from stripemeter_assets.warehouse import _params_named, connect, statements
-    insert = statements(load_sql("counters/daily_usage.sql"))[-1]
-    current = insert[insert.index("SELECT"):]
-    params = {"start": _dt(start), "end": _dt(end), "now": NOW.replace(tzinfo=None), "tenant": None}
-    out = {}
-    with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
-        for name, sql in (("current", current), ("proposed", PROPOSED_DAILY_SELECT)):
-            t0 = time.perf_counter()
-            conn.execute(f"CREATE TEMP TABLE daily_{name} AS {sql}", _params_named(sql, params))
-            out[f"{name}_s"] = time.perf_counter() - t0
-        out["rows"] = conn.execute("SELECT count(*) FROM daily_current").fetchone()[0]
-        out["differing_rows"] = conn.execute(
-            "SELECT count(*) FROM ((SELECT * FROM daily_current EXCEPT ALL SELECT * FROM daily_proposed) "
-            "UNION ALL (SELECT * FROM daily_proposed EXCEPT ALL SELECT * FROM daily_current))").fetchone()[0]
-    return out
-
-
 # ---------------------------------------------------------------- driver
 
 def write_late_jsonl(path: Path, late: int, seed: int = 0) -> None:
@@ -272,8 +223,6 @@ def main() -> None:
         "--late": {"type": int, "default": 10_000, "help": "late events in the batch (default 10k)"},
         "--build": {"choices": ["sql", "ingest"], "default": "sql",
                     "help": "build the ledger with one INSERT ... SELECT (default) or by ingesting the JSONL"},
-        "--proposals": {"action": "store_true",
-                        "help": "also time the daily recomputation with one struct arg_max (PROPOSED_DAILY_SELECT)"},
     })
     args = parser.parse_args()
     from _ledger import DAYS, START
@@ -325,13 +274,6 @@ def main() -> None:
         log(f"replay {fmt_runs([x['total_s'] for x in replays])}, one day {fmt_runs([x['total_s'] for x in days1])}, "
             f"full {fmt_runs([x['total_s'] for x in full])}")
 
-        proposals = []
-        if args.proposals:
-            proposals = repeat_from(base, work, "daily_variants", r, start=WINDOW[0], end=WINDOW[1])
-            for p in proposals:
-                log(f"daily SELECT: current {fmt_s(p['current_s'])}, proposed {fmt_s(p['proposed_s'])}, "
-                    f"{p['differing_rows']} differing rows of {p['rows']:,}")
-
         totals = [b["total_s"] for b in back]
         best = min(back, key=lambda b: b["total_s"])
         rows += [
@@ -354,14 +296,6 @@ def main() -> None:
             Row("full recompute of every day and period", fmt_runs([x["total_s"] for x in full])),
             Row("first computation (empty counters)", fmt_s(first["total_s"])),
         ]
-        if proposals:
-            rows += [
-                Row("daily SELECT over 30 days as in daily_usage.sql (3 x arg_max by struct)",
-                    fmt_runs([p["current_s"] for p in proposals])),
-                Row("daily SELECT, proposed (1 x arg_max returning a struct)",
-                    fmt_runs([p["proposed_s"] for p in proposals]) + ", differing rows: "
-                    + ", ".join(str(p["differing_rows"]) for p in proposals)),
-            ]
     common.print_table(rows, f"counters bench ({fmt_count(n)} events; {common.load()} at the end)")
     common.write_json(args.json, rows, {"backfill": back, "replay": replays, "one_day": days1, "full": full})
 
