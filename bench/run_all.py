@@ -28,7 +28,7 @@ from common import Row, log
 BENCH = Path(__file__).resolve().parent
 RESULTS = common.BENCH_DATA / "results"
 HELPERS = {"common.py", "run_all.py"}
-ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py"]
+ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py", "reconcile.py"]
 
 # Arguments per script: (full, quick). Scripts with --json report rows as JSON.
 OURS = {
@@ -39,6 +39,7 @@ OURS = {
 OTHERS = {
     "pricing.py": ([], ["20000"]),
     "push.py": ([], ["--counters", "500", "--paced", "40"]),
+    "reconcile.py": ([], ["--customers", "500"]),
 }
 
 
