@@ -166,6 +166,9 @@ class ScopeStore:
     meters: dict[str, Meter] = field(default_factory=dict)
     events: list[MeterEvent] = field(default_factory=list)
     by_identifier: dict[str, MeterEvent] = field(default_factory=dict)
+    # (event_name, payload customer) -> events, so a summary request reads one
+    # customer's events instead of every event received.
+    by_customer: dict[tuple[str, Any], list[MeterEvent]] = field(default_factory=dict)
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
 
 
@@ -627,6 +630,8 @@ class EmulatorState:
         event = MeterEvent(seq=self._seq, created=self.now(), meter_id=meter.id if meter else None, **kw)
         store.events.append(event)
         store.by_identifier[event.identifier] = event
+        for customer in set(event.payload.values()):
+            store.by_customer.setdefault((event.event_name, customer), []).append(event)
         return event
 
     def cancel_by_adjustment(self, livemode: bool, account: str | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -711,7 +716,7 @@ class EmulatorState:
                 raise errors.no_such("customer", customer_id, param="customer", status=400)
             n_buckets = (end - start) // size
             picked: list[list[MeterEvent]] = [[] for _ in range(n_buckets)]
-            for event in store.events:
+            for event in store.by_customer.get((meter.event_name, customer_id), ()):
                 if (
                     event.cancelled_at is None
                     and event.event_name == meter.event_name
@@ -794,6 +799,8 @@ class EmulatorState:
             before = len(store.events)
             store.events = [e for e in store.events if e.identifier != identifier]
             store.by_identifier.pop(identifier, None)
+            for key, events in store.by_customer.items():
+                store.by_customer[key] = [e for e in events if e.identifier != identifier]
             return before - len(store.events)
 
     def cancel_event(self, identifier: str, *, livemode: bool = False, account: str | None = None) -> bool:
