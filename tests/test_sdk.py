@@ -512,21 +512,28 @@ def test_clients_in_threads_never_clash_even_with_a_coarse_clock(landing, wh, mo
     assert len(ledger(wh)) == threads * per_thread
 
 
-def _produce(landing: str, worker: int, count: int, start) -> list[str]:
+def _produce(landing: str, worker: int, count: int, start, results) -> None:
     c = StripeMeterClient(landing, tenant_id=TENANT, customer_id=f"cus_{worker}", max_batch=20)
     start.wait()
     sent = [c.track("api_calls", quantity=n) for n in range(count)]
     c.flush()
-    return sent
+    results.put(sent)
 
 
 def test_processes_write_complete_files_and_every_event_lands_once(landing, wh):
     workers, count = 4, 120
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager:
-        start = manager.Barrier(workers)
-        with ctx.Pool(workers) as pool:
-            sent = pool.starmap(_produce, [(landing, w, count, start) for w in range(workers)])
+    # Plain processes with bounded joins: a Pool's teardown can wait forever
+    # on a spawned worker, and a test must fail rather than hang the suite.
+    start, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_produce, args=(landing, w, count, start, results)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    sent = [results.get(timeout=120) for _ in procs]
+    for p in procs:  # every producer has reported; reap them, however they exit
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
     names = landing_names(landing)
     assert not [n for n in names if n.startswith(".")]  # no temporary file left behind
     lines = [json.loads(line) for n in names for line in open(os.path.join(landing, n))]
