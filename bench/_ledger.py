@@ -21,7 +21,7 @@ from stripemeter_assets.ingest import landing as landing_mod
 from stripemeter_assets.ingest.landing import list_ready_files
 from stripemeter_assets.settings import Config
 from stripemeter_assets.sqlfiles import literal, load_sql
-from stripemeter_assets.warehouse import _params_named, connect, statements
+from stripemeter_assets.warehouse import params_named, connect, statements
 
 # The bulk data covers January 2025; "now" is just after it (the January
 # period is not closed yet: it closes at period_end + 48 h).
@@ -56,13 +56,13 @@ class Profile:
         def run_script(conn, name, **params):
             for i, stmt in enumerate(statements(load_sql(name))):
                 start = time.perf_counter()
-                conn.execute(stmt, _params_named(stmt, params))
+                conn.execute(stmt, params_named(stmt, params))
                 prof.add(f"{name.removeprefix('ingest/').removesuffix('.sql')}#{i + 1}", time.perf_counter() - start)
 
         def query(conn, name, **params):
             start = time.perf_counter()
             stmt = load_sql(name)
-            cur = conn.execute(stmt, _params_named(stmt, params))
+            cur = conn.execute(stmt, params_named(stmt, params))
             cols = [d[0] for d in cur.description]
             rows = [dict(zip(cols, row)) for row in cur.fetchall()]
             prof.add(name.removeprefix("ingest/").removesuffix(".sql"), time.perf_counter() - start)

@@ -6,7 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from stripemeter_assets import settings
+from stripemeter_assets import backtest_cli, settings
 
 DEFAULT_DAGSTER_HOME = settings.DATA_DIR / "dagster_home"
 
@@ -99,12 +99,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from stripemeter_assets.backtest_cli import backtest_command
-
-    return backtest_command(args.period, args.prices, as_json=args.json, tenant=args.tenant)
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     from stripemeter_assets.pricing.cli import simulate_command
 
@@ -141,12 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dry-run", action="store_true", help="report the diff, write nothing")
     rep.set_defaults(func=cmd_replay)
 
-    bt = sub.add_parser("backtest", help="per-customer period totals under candidate vs current prices")
-    bt.add_argument("--period", required=True, help="billing period, YYYY-MM (UTC calendar month)")
-    bt.add_argument("--prices", required=True, help="candidate prices, YAML or JSON")
-    bt.add_argument("--tenant", default=None, help="only this tenant")
-    bt.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    bt.set_defaults(func=cmd_backtest)
+    backtest_cli.add_parser(sub)
 
     sim = sub.add_parser("simulate", help="price a scenario JSON; prints only the invoice JSON")
     sim.add_argument("scenario")

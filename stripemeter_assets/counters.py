@@ -9,11 +9,20 @@ import duckdb
 
 from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
 from stripemeter_assets.settings import Config
-from stripemeter_assets.warehouse import create_temp_table, run_script
+from stripemeter_assets.sqlfiles import load_sql
+from stripemeter_assets.warehouse import create_temp_table, params_named, run_script
 
 
 def _naive(ts: datetime) -> datetime:
     return ts.replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def apply_late_events(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime,
+                      tenant: str | None = None) -> int:
+    """Marks pending late events with ts in [start, end) applied; returns how many."""
+    stmt = load_sql("counters/apply_late_events.sql")
+    return conn.execute(stmt, params_named(stmt, {"start": _naive(start), "end": _naive(end), "now": _naive(now),
+                                                  "tenant": tenant})).fetchone()[0]
 
 
 def recompute_days(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime, now: datetime,
@@ -105,10 +114,7 @@ def replay(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end
         conn.execute("CREATE OR REPLACE TEMP TABLE replay_before AS SELECT tenant_id, metric, customer_ref, "
                      "period_start, value FROM period_usage WHERE period_start IN (SELECT unnest(?::TIMESTAMP[])) "
                      "AND (?::VARCHAR IS NULL OR tenant_id = ?)", [periods, tenant, tenant])
-        late_applied = conn.execute(
-            "UPDATE late_events SET status = 'applied', applied_at = ? WHERE status = 'pending' "
-            "AND ts >= ? AND ts < ? AND (?::VARCHAR IS NULL OR tenant_id = ?)",
-            [_naive(now), start, end, tenant, tenant]).fetchone()[0]
+        late_applied = apply_late_events(conn, start, end, now, tenant)
         recompute_days(conn, day_start, day_end, now, tenant)
         adjustments = sum(recompute_period(conn, config, p, next_month(p), now, run_id, tenant) for p in periods)
         rows = conn.execute("""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from stripemeter_assets import settings
+from stripemeter_assets.sensors import RANGE_END, RANGE_START
 
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
@@ -57,7 +58,7 @@ def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, request:
         raise_on_error=False,
     )
     span = request.partition_key or "..".join(
-        filter(None, [tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")]))
+        filter(None, [tags.get(RANGE_START), tags.get(RANGE_END)]))
     return RunOutcome(job=job_name, run_id=result.run_id, success=result.success, partitions=span)
 
 

@@ -28,7 +28,7 @@ def _only_comments(stmt: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in stmt.splitlines())
 
 
-def _params_named(stmt: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def params_named(stmt: str, params: dict[str, Any]) -> dict[str, Any] | None:
     code = "\n".join(line.split("--", 1)[0] for line in stmt.splitlines())
     return {k: params[k] for k in _PARAM.findall(code) if k in params} or None
 
@@ -36,13 +36,13 @@ def _params_named(stmt: str, params: dict[str, Any]) -> dict[str, Any] | None:
 def run_script(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> None:
     """Runs every statement of `sql/<name>`, each with the `$params` it names."""
     for stmt in statements(load_sql(name)):
-        conn.execute(stmt, _params_named(stmt, params))
+        conn.execute(stmt, params_named(stmt, params))
 
 
 def query(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dict[str, Any]]:
     """Rows of the single query in `sql/<name>`, as dicts."""
     stmt = load_sql(name)
-    cur = conn.execute(stmt, _params_named(stmt, params))
+    cur = conn.execute(stmt, params_named(stmt, params))
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
@@ -50,7 +50,7 @@ def query(conn: duckdb.DuckDBPyConnection, name: str, **params: Any) -> list[dic
 def create_temp_table(conn: duckdb.DuckDBPyConnection, table: str, name: str, **params: Any) -> None:
     """TEMP `table` holding the rows of the query in `sql/<name>`."""
     stmt = load_sql(name)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stmt}", _params_named(stmt, params))
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {stmt}", params_named(stmt, params))
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:

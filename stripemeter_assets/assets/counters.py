@@ -4,6 +4,7 @@ import dagster as dg
 
 from stripemeter_assets import settings
 from stripemeter_assets.counters import (
+    apply_late_events,
     month_starts,
     next_month,
     overflowing_counters,
@@ -44,11 +45,7 @@ def daily_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     applied = 0
     with warehouse.connect() as conn, transaction(conn):
         if context.run.tags.get(TRIGGER_TAG) != SENSOR_TRIGGER:
-            applied = conn.execute(
-                "UPDATE late_events SET status = 'applied', applied_at = ? WHERE status = 'pending' "
-                "AND ts >= ? AND ts < ?",
-                [now.replace(tzinfo=None), window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)],
-            ).fetchone()[0]
+            applied = apply_late_events(conn, window.start, window.end, now)
         rows = recompute_days(conn, window.start, window.end, now)
         pending = conn.execute("SELECT count(*) FROM late_events WHERE status = 'pending'").fetchone()[0]
         overflowing = overflowing_counters(conn)
