@@ -10,7 +10,7 @@ import dagster as dg
 from stripemeter_assets import settings
 from stripemeter_assets.gen_events import GenSpec, generate
 from stripemeter_assets.push.mapping import StripeMapping, meter_formula
-from stripemeter_assets.runner import CatchUpReport, catch_up, execute_request
+from stripemeter_assets.runner import CatchUpReport, catch_up, settle_periods
 from stripemeter_assets.stripe_emulator import EmulatorServer
 from stripemeter_assets.warehouse import connect
 
@@ -46,10 +46,7 @@ def run_demo(defs: dg.Definitions, instance: dg.DagsterInstance) -> CatchUpRepor
         with connect(settings.warehouse_path()) as conn:
             periods = [r[0] for r in conn.execute(
                 "SELECT DISTINCT strftime(period_start, '%Y-%m-%d') FROM period_usage ORDER BY 1").fetchall()]
-        for period in periods:
-            report.runs.append(execute_request(defs, instance, dg.RunRequest(
-                job_name="pre_invoice_job", partition_key=period)))
-        report.runs.append(execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job")))
+        report.runs.extend(settle_periods(defs, instance, periods))
         received = len(emulator.meter_events())
     print(f"the emulator accepted {received} meter events")
     return report

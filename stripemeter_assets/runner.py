@@ -150,13 +150,17 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
             save_cursor(instance, name, cursor)
         if not requested:
             break
-    if not settle:
-        return report
-    for period in _periods_to_settle(report, now_period):
-        report.runs.append(execute_request(defs, instance, dg.RunRequest(
-            job_name="pre_invoice_job", partition_key=period)))
-    report.runs.append(execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job")))
+    if settle:
+        report.runs.extend(settle_periods(defs, instance, _periods_to_settle(report, now_period)))
     return report
+
+
+def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance, periods: list[str]) -> list[RunOutcome]:
+    """The pre-invoice job (push, reconcile) for each period, then the
+    analyst snapshot."""
+    runs = [execute_request(defs, instance, dg.RunRequest(job_name="pre_invoice_job", partition_key=period))
+            for period in periods]
+    return runs + [execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job"))]
 
 
 def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[str]:
