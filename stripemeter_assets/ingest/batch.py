@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
-from stripemeter_assets.ingest.formats import UnreadableFile, rows_sql
+from stripemeter_assets.ingest.formats import FIRST_ROW, UnreadableFile, rows_sql
 from stripemeter_assets.ingest.landing import LandingFile, local_copy
 from stripemeter_assets.settings import Config
 from stripemeter_assets.sqlfiles import render_sql
@@ -48,6 +48,8 @@ class BatchResult:
 
 
 def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: datetime) -> None:
+    # Row numbers come from the order rows are staged in (see _number_rows).
+    conn.execute("SET preserve_insertion_order = true")
     run_script(conn, "ingest/macros.sql")
     run_script(conn, "ingest/staging.sql")
     load_metric_catalog(conn, config)
@@ -68,6 +70,19 @@ def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq:
         if fmt != "csv" or "quoted new lines" not in str(exc):
             raise
         stage(parallel=False)
+    if fmt in FIRST_ROW:
+        _number_rows(conn, file_seq, FIRST_ROW[fmt])
+
+
+def _number_rows(conn: duckdb.DuckDBPyConnection, file_seq: int, first_row: int) -> None:
+    """Numbers a positional reader's rows: an INSERT keeps its source's order
+    (DuckDB preserves insertion order), so the file's rows sit at consecutive
+    rowids of `staged`."""
+    count, low, high = conn.execute("SELECT count(*), min(rowid), max(rowid) FROM staged WHERE file_seq = ?",
+                                    [file_seq]).fetchone()
+    if count and high - low + 1 != count:
+        raise RuntimeError(f"staged rows of file {file_seq} are not contiguous ({count} rows in rowids {low}..{high})")
+    run_script(conn, "ingest/number_rows.sql", file_seq=file_seq, first_row=first_row - (low or 0))
 
 
 def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[str, str]) -> None:

@@ -2,7 +2,9 @@
 query that `sql/ingest/validate.sql` validates.
 
 Every raw row has: row_number, raw, parse_error, and for each event field
-its text and its kind (string | number | object | null | invalid).
+its text and its kind (string | number | object | null | invalid). A NULL
+row_number means "by position": the reader emits rows in file order and
+they are numbered once staged, from `FIRST_ROW[format]`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ SUFFIXES = {
     ".csv": "csv", ".csv.gz": "csv",
     ".parquet": "parquet",
 }
+# JSONL lines count from 1; CSV rows count the header as 1.
+FIRST_ROW = {"jsonl": 1, "csv": 2}
 # JSON never carries a raw control character, so no valid line contains it.
 RECORD_SEPARATOR = "\x1e"
 
@@ -108,7 +112,7 @@ def _csv_rows(path: str, parallel: bool) -> str:
     raw = "to_json(struct_pack(" + ", ".join(f"{ident(h)} := {ident(h)}" for h in header) + "))::VARCHAR"
     spilled = " OR ".join(f"{s} IS NOT NULL" for s in spill)
     return f"""
-        SELECT ordinality + 1 AS row_number,
+        SELECT NULL::BIGINT AS row_number,
                {raw} AS raw,
                CASE WHEN {spilled} THEN 'malformed_row' END AS parse_error,
                {", ".join(select)}
@@ -116,7 +120,6 @@ def _csv_rows(path: str, parallel: bool) -> str:
                       delim = ',', quote = '"', escape = '"', auto_detect = false,
                       null_padding = true, strict_mode = false, max_line_size = 16777216,
                       parallel = {"true" if parallel else "false"})
-             WITH ORDINALITY
     """
 
 
