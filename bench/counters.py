@@ -64,7 +64,7 @@ def build_sql(db: str, events: int) -> dict:
         conn.execute(f"""
             INSERT INTO events
             SELECT tenant_id, metric, customer_ref, NULL, quantity, ts,
-                   key, md5_number_lower(tenant_id || chr(31) || key),
+                   key, (md5_number(tenant_id || chr(31) || key) >> 64)::UBIGINT,
                    i % 100 >= 50, NULL, 'bench/bulk.jsonl', i + 1, 'bench-build', (1::BIGINT << 32) | (i + 1), ?
             FROM (SELECT *, CASE WHEN i % 100 < 50 THEN 'evt_0_' || i
                         ELSE sm_derived_key(tenant_id, metric, customer_ref, NULL, ts, quantity) END AS key

@@ -23,8 +23,11 @@ checked AS (
                  OR coalesce(idempotency_key_type, 'string') NOT IN ('string', 'null')
                  OR coalesce(resource_id_type, 'string') NOT IN ('string', 'null')
                  OR coalesce(meta_type, 'object') NOT IN ('object', 'null') THEN 'invalid_type'
-            WHEN length(tenant_id) > 128 OR length(metric) > 128 OR length(customer_ref) > 255
-                 OR length(idempotency_key) > 255 OR length(resource_id) > 255 THEN 'field_too_long'
+            -- strlen (bytes, no scan) bounds length (characters) from above
+            WHEN (strlen(tenant_id) > 128 AND length(tenant_id) > 128) OR (strlen(metric) > 128 AND length(metric) > 128)
+                 OR (strlen(customer_ref) > 255 AND length(customer_ref) > 255)
+                 OR (strlen(idempotency_key) > 255 AND length(idempotency_key) > 255)
+                 OR (strlen(resource_id) > 255 AND length(resource_id) > 255) THEN 'field_too_long'
             WHEN q IS NULL THEN 'invalid_quantity'
             WHEN q < 0 AND NOT allow_negative THEN 'negative_quantity'
             WHEN t IS NULL THEN 'invalid_timestamp'
@@ -49,7 +52,7 @@ SELECT
     q AS quantity,
     t AS ts,
     final_key AS idempotency_key,
-    CASE WHEN reason IS NULL THEN md5_number_lower(tenant_id || chr(31) || final_key) END AS key_hash,
+    CASE WHEN reason IS NULL THEN sm_key_hash(tenant_id, final_key) END AS key_hash,
     coalesce(idempotency_key, '') = '' AS key_derived,
     CASE WHEN meta_type = 'object' THEN meta END AS meta,
     reason,

@@ -5,7 +5,7 @@
 -- idempotency_key: the producer's key, or the derived key (DESIGN §2):
 --   first 128 bits of SHA-256, lowercase hex.
 -- seq: ingestion order (file_seq << 32 | row_number), the tie-break for `last`.
--- key_hash: 64 bits of md5(tenant_id ␟ idempotency_key), only to find
+-- key_hash: 64 bits of md5(tenant_id ␟ idempotency_key) (sm_key_hash), only to find
 --   candidate duplicates by scanning one narrow column; the exact
 --   (tenant_id, idempotency_key) comparison always decides.
 CREATE TABLE IF NOT EXISTS events (

@@ -167,3 +167,15 @@ def test_negative_quantities_land_only_for_metrics_that_allow_them(env):
     env.ingest()
     assert env.sql("SELECT metric, quantity FROM events") == [("credits", Decimal("-3"))]
     assert env.sql("SELECT reason FROM quarantine") == [("negative_quantity",)]
+
+
+def test_key_hash_keeps_the_formula_earlier_ledgers_were_written_with(env):
+    # Duplicates are found through events.key_hash; a ledger written by an
+    # earlier version holds md5_number_lower values, so a new formula would
+    # let every re-sent event of it through.
+    env.drop_jsonl("a.jsonl", EVENTS)
+    env.ingest("b1")
+    assert env.sql("SELECT count(*) FROM events "
+                   "WHERE key_hash = md5_number_lower(tenant_id || chr(31) || idempotency_key)") == [(3,)]
+    env.drop_jsonl("b.jsonl", EVENTS + [event(quantity="9")])
+    assert env.ingest("b2").total("rows_duplicate") == 3
