@@ -40,7 +40,9 @@ CREATE OR REPLACE TEMP MACRO sm_decimal(t) AS (
     CASE
         WHEN t IS NULL THEN NULL
         -- the cheap test first: the exponent regex is costly on every row
-        WHEN NOT (contains(t, 'e') OR contains(t, 'E')) THEN sm_plain_decimal(trim(t))
+        -- (a macro argument is expanded at every use, so trim only when needed)
+        WHEN NOT (contains(t, 'e') OR contains(t, 'E')) THEN
+            CASE WHEN starts_with(t, ' ') OR ends_with(t, ' ') THEN sm_plain_decimal(trim(t)) ELSE sm_plain_decimal(t) END
         WHEN regexp_full_match(trim(t), '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+')
             THEN sm_plain_decimal(sm_expand_exponent(trim(t)))
     END

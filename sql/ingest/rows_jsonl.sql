@@ -12,7 +12,7 @@ WITH lines AS (
         END AS f
     FROM read_csv({{path}}, columns = {'raw': 'VARCHAR'}, header = false,
                   delim = {{delim}}, quote = '', escape = '', auto_detect = false,
-                  max_line_size = 16777216,
+                  max_line_size = {{max_line}},
                   compression = {{compression}})
 ),
 -- yyjson reads numbers as doubles, so a number's value is taken from its

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import duckdb
 
 from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
-from stripemeter_assets.ingest.formats import FIRST_ROW, UnreadableFile, rows_sql
+from stripemeter_assets.ingest.formats import (FIRST_ROW, MAX_LINE_BYTES, SHORT_LINE_BYTES, UnreadableFile,
+                                              rows_sql)
 from stripemeter_assets.ingest.landing import LandingFile, local_copy
 from stripemeter_assets.settings import Config
 from stripemeter_assets.sqlfiles import render_sql
@@ -61,15 +62,20 @@ def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: dateti
 
 
 def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq: int) -> None:
-    def stage(parallel: bool) -> None:
-        conn.execute(render_sql("ingest/validate.sql", rows=rows_sql(conn, local, fmt, parallel=parallel),
-                                file_seq=str(int(file_seq))))
-    try:
-        stage(parallel=True)
-    except duckdb.Error as exc:
-        if fmt != "csv" or "quoted new lines" not in str(exc):
-            raise
-        stage(parallel=False)
+    options = {"parallel": True, "max_line": SHORT_LINE_BYTES}
+    while True:
+        try:
+            conn.execute(render_sql("ingest/validate.sql", rows=rows_sql(conn, local, fmt, **options),
+                                    file_seq=str(int(file_seq))))
+            break
+        except duckdb.Error as exc:
+            # The failed INSERT staged nothing; read the file again the slower way.
+            if "Maximum line size" in str(exc) and options["max_line"] < MAX_LINE_BYTES:
+                options["max_line"] = MAX_LINE_BYTES
+            elif fmt == "csv" and "quoted new lines" in str(exc) and options["parallel"]:
+                options["parallel"] = False
+            else:
+                raise
     if fmt in FIRST_ROW:
         _number_rows(conn, file_seq, FIRST_ROW[fmt])
 

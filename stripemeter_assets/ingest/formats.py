@@ -35,6 +35,10 @@ SUFFIXES = {
 }
 # JSONL lines count from 1; CSV rows count the header as 1.
 FIRST_ROW = {"jsonl": 1, "csv": 2}
+# Lines longer than MAX_LINE_BYTES reject their file. Files are read with the
+# short limit first: DuckDB then splits even a 10 MB file across threads.
+SHORT_LINE_BYTES = 2 << 20
+MAX_LINE_BYTES = 16 << 20
 # JSON never carries a raw control character, so no valid line contains it.
 RECORD_SEPARATOR = "\x1e"
 
@@ -51,7 +55,8 @@ def detect_format(name: str) -> str | None:
     return None
 
 
-def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str, *, parallel: bool = True) -> str:
+def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str, *, parallel: bool = True,
+             max_line: int = MAX_LINE_BYTES) -> str:
     """`parallel=False` is for CSV files with quoted line breaks, which
     DuckDB's parallel CSV scanner refuses together with null padding."""
     if fmt == "jsonl":
@@ -59,10 +64,11 @@ def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str, *, parallel: 
             "ingest/rows_jsonl.sql",
             path=literal(path),
             delim=literal(RECORD_SEPARATOR),
+            max_line=str(int(max_line)),
             compression="'gzip'" if path.lower().endswith(".gz") else "'none'",
         )
     if fmt == "csv":
-        return _csv_rows(path, parallel)
+        return _csv_rows(path, parallel, max_line)
     if fmt == "parquet":
         return _parquet_rows(conn, path)
     raise UnreadableFile(f"unsupported format {fmt!r}")
@@ -90,7 +96,7 @@ def _csv_header(path: str) -> list[str]:
     return [h.strip().lstrip("\ufeff") for h in header]
 
 
-def _csv_rows(path: str, parallel: bool) -> str:
+def _csv_rows(path: str, parallel: bool, max_line: int) -> str:
     header = _csv_header(path)
     present = _columns_for(header)
     col_types = ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header)
@@ -118,7 +124,7 @@ def _csv_rows(path: str, parallel: bool) -> str:
                {", ".join(select)}
         FROM read_csv({literal(path)}, columns = {{{col_types}, {spill_types}}}, header = true,
                       delim = ',', quote = '"', escape = '"', auto_detect = false,
-                      null_padding = true, strict_mode = false, max_line_size = 16777216,
+                      null_padding = true, strict_mode = false, max_line_size = {int(max_line)},
                       parallel = {"true" if parallel else "false"})
     """
 
