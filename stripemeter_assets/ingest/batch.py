@@ -136,6 +136,6 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
             "SELECT path, format, status, content_hash, rows_total, rows_loaded, rows_duplicate, "
             "rows_quarantined, error FROM landing_files WHERE batch_id = ? ORDER BY file_seq", [batch_id]
         ).fetchall()
-    conn.execute("DROP TABLE staged; DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; DROP TABLE batch_files")
+    conn.execute("DROP TABLE staged; DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; DROP TABLE batch_repeats; DROP TABLE batch_files")
     return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,
                        late_pending=late_pending)
