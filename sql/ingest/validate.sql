@@ -74,5 +74,5 @@ SELECT
         WHEN 'invalid_timestamp' THEN 'ts ' || left(ts, 64) || ' is not an RFC 3339 timestamp'
         WHEN 'future_timestamp' THEN 'ts ' || left(ts, 64) || ' is beyond the allowed clock skew'
     END AS detail,
-    CASE WHEN reason IS NOT NULL THEN raw END AS raw
+    CASE WHEN reason IS NOT NULL THEN {{raw_text}} END AS raw
 FROM keyed

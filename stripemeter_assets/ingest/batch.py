@@ -10,7 +10,7 @@ import duckdb
 
 from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
 from stripemeter_assets.ingest.formats import (FIRST_ROW, MAX_LINE_BYTES, SHORT_LINE_BYTES, UnreadableFile,
-                                              rows_sql)
+                                              raw_text, rows_sql)
 from stripemeter_assets.ingest.landing import LandingFile, local_copy
 from stripemeter_assets.settings import Config
 from stripemeter_assets.sqlfiles import render_sql
@@ -66,7 +66,7 @@ def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq:
     while True:
         try:
             conn.execute(render_sql("ingest/validate.sql", rows=rows_sql(conn, local, fmt, **options),
-                                    file_seq=str(int(file_seq))))
+                                    raw_text=raw_text(fmt), file_seq=str(int(file_seq))))
             break
         except duckdb.Error as exc:
             # The failed INSERT staged nothing; read the file again the slower way.

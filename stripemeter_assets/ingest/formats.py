@@ -2,7 +2,9 @@
 query that `sql/ingest/validate.sql` validates.
 
 Every raw row has: row_number, raw, parse_error, and for each event field
-its text and its kind (string | number | object | null | invalid). A NULL
+its text and its kind (string | number | object | null | invalid). `raw` is
+the line's text for JSONL and the row as a STRUCT otherwise, turned into JSON
+text (`raw_text`) only for the rows that are quarantined. A NULL
 row_number means "by position": the reader emits rows in file order and
 they are numbered once staged, from `FIRST_ROW[format]`.
 """
@@ -74,6 +76,11 @@ def rows_sql(conn: duckdb.DuckDBPyConnection, path: str, fmt: str, *, parallel: 
     raise UnreadableFile(f"unsupported format {fmt!r}")
 
 
+def raw_text(fmt: str) -> str:
+    """The SQL expression giving the quarantined row's text from `raw`."""
+    return "raw" if fmt == "jsonl" else "to_json(raw)::VARCHAR"
+
+
 def _columns_for(names: list[str]) -> dict[str, str]:
     present = {}
     for field, aliases in FIELDS.items():
@@ -115,7 +122,7 @@ def _csv_rows(path: str, parallel: bool, max_line: int) -> str:
         else:
             select.append(f"nullif({col}, '') AS {field}, "
                           f"CASE WHEN nullif({col}, '') IS NOT NULL THEN 'string' END AS {field}_type")
-    raw = "to_json(struct_pack(" + ", ".join(f"{ident(h)} := {ident(h)}" for h in header) + "))::VARCHAR"
+    raw = "struct_pack(" + ", ".join(f"{ident(h)} := {ident(h)}" for h in header) + ")"
     spilled = " OR ".join(f"{s} IS NOT NULL" for s in spill)
     return f"""
         SELECT NULL::BIGINT AS row_number,
@@ -165,7 +172,7 @@ def _parquet_rows(conn: duckdb.DuckDBPyConnection, path: str) -> str:
         select.append(f"{text} AS {field}, CASE WHEN {col} IS NOT NULL THEN {kind} END AS {field}_type")
     return f"""
         SELECT file_row_number + 1 AS row_number,
-               to_json(p)::VARCHAR AS raw,
+               struct_pack({", ".join(f"{ident(n)} := p.{ident(n)}" for n in types)}) AS raw,
                NULL::VARCHAR AS parse_error,
                {", ".join(select)}
         FROM read_parquet({literal(path)}, file_row_number = true) p

@@ -1,5 +1,6 @@
 """The ledger: every event once, exact, bad input quarantined, batches atomic."""
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -179,3 +180,11 @@ def test_key_hash_keeps_the_formula_earlier_ledgers_were_written_with(env):
                    "WHERE key_hash = md5_number_lower(tenant_id || chr(31) || idempotency_key)") == [(3,)]
     env.drop_jsonl("b.jsonl", EVENTS + [event(quantity="9")])
     assert env.ingest("b2").total("rows_duplicate") == 3
+
+
+def test_a_quarantined_parquet_row_keeps_exactly_the_files_columns(env):
+    env.drop_parquet("a.parquet", [event(quantity="3"), event(quantity="ten", customer="cus_bad")])
+    env.ingest()
+    [(row_number, reason, raw)] = env.sql("SELECT row_number, reason, raw FROM quarantine")
+    assert (row_number, reason) == (2, "invalid_quantity")
+    assert json.loads(raw) == {**event(quantity="ten", customer="cus_bad"), "idempotencyKey": None, "resourceId": None}
