@@ -196,3 +196,21 @@ def bare_load_sql(path: str | Path, fmt: str) -> str:
     reader = {"jsonl": f"read_json({p})", "jsonl.gz": f"read_json({p})",
               "csv": f"read_csv({p})", "parquet": f"read_parquet({p})"}[fmt]
     return f"CREATE TABLE t AS SELECT * FROM {reader}; SELECT count(*) FROM t"
+
+
+def floor_sql(path: str | Path) -> str:
+    """The least any ledger load must do, with none of the checks: parse the
+    JSONL natively, cast quantity and ts, derive SHA-256 keys for keyless
+    rows and write a ledger-shaped table into the file. No validation,
+    quarantine, row numbers, exact-decimal reading or dedupe."""
+    p = literal(str(path))
+    columns = ("{'tenantId': 'VARCHAR', 'metric': 'VARCHAR', 'customerRef': 'VARCHAR', 'quantity': 'VARCHAR', "
+               "'ts': 'VARCHAR', 'idempotencyKey': 'VARCHAR'}")
+    return f"""
+        CREATE TABLE t AS
+        SELECT tenantId, metric, customerRef, q AS quantity, t AS ts,
+               coalesce(idempotencyKey, substr(sha256(concat_ws(chr(31), tenantId, metric, customerRef, '',
+                        epoch_us(t)::VARCHAR, q::VARCHAR)), 1, 32)) AS idempotency_key
+        FROM (SELECT *, TRY_CAST(quantity AS DECIMAL(38, 9)) AS q, TRY_CAST(ts AS TIMESTAMPTZ)::TIMESTAMP AS t
+              FROM read_json({p}, format = 'newline_delimited', columns = {columns}));
+        SELECT count(*) FROM t"""
