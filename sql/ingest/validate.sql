@@ -3,13 +3,15 @@
 -- one, and the raw text kept only for rows that will be quarantined.
 INSERT INTO staged
 WITH src AS ({{rows}}),
+-- No join anywhere (nor in the readers): rows are numbered from the order
+-- they are staged in, which DuckDB keeps only through single-source
+-- SELECT/WHERE queries (batch._number_rows).
 typed AS (
-    SELECT src.*,
+    SELECT *,
         sm_decimal(quantity) AS q,
         sm_timestamp(ts) AS t,
-        coalesce(c.allow_negative, false) AS allow_negative
+        coalesce(sm_allows_negative(metric), false) AS allow_negative
     FROM src
-    LEFT JOIN metric_catalog c ON c.metric = src.metric
 ),
 checked AS (
     SELECT *,

@@ -13,7 +13,7 @@ from stripemeter_assets.ingest.formats import (FIRST_ROW, MAX_LINE_BYTES, SHORT_
                                               raw_text, rows_sql)
 from stripemeter_assets.ingest.landing import LandingFile, local_copy
 from stripemeter_assets.settings import Config
-from stripemeter_assets.sqlfiles import render_sql
+from stripemeter_assets.sqlfiles import literal, render_sql
 from stripemeter_assets.warehouse import query, run_script, transaction
 
 MAX_ERROR_CHARS = 500
@@ -54,6 +54,10 @@ def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: dateti
     run_script(conn, "ingest/macros.sql")
     run_script(conn, "ingest/staging.sql")
     load_metric_catalog(conn, config)
+    # A macro rather than a join with metric_catalog: see validate.sql.
+    negative = ", ".join(literal(m.name) for m in config.metrics.values() if m.allow_negative)
+    test = f"metric IN ({negative})" if negative else "false"
+    conn.execute(f"CREATE OR REPLACE TEMP MACRO sm_allows_negative(metric) AS ({test})")
     skew = timedelta(hours=config.max_clock_skew_hours)
     conn.execute("SET VARIABLE sm_max_ts = ?::TIMESTAMP", [(now + skew).replace(tzinfo=None)])
     conn.execute("""CREATE OR REPLACE TEMP TABLE batch_files (
@@ -81,9 +85,11 @@ def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq:
 
 
 def _number_rows(conn: duckdb.DuckDBPyConnection, file_seq: int, first_row: int) -> None:
-    """Numbers a positional reader's rows: an INSERT keeps its source's order
-    (DuckDB preserves insertion order), so the file's rows sit at consecutive
-    rowids of `staged`."""
+    """Numbers a positional reader's rows by their rowids in `staged`. DuckDB
+    keeps the source order through an INSERT of a single-source SELECT/WHERE
+    query (its documented order preservation, with preserve_insertion_order),
+    so validate.sql and the readers must never join; a test reads a large file
+    in parallel and checks every line's number."""
     count, low, high = conn.execute("SELECT count(*), min(rowid), max(rowid) FROM staged WHERE file_seq = ?",
                                     [file_seq]).fetchone()
     if count and high - low + 1 != count:

@@ -188,3 +188,39 @@ def test_a_quarantined_parquet_row_keeps_exactly_the_files_columns(env):
     [(row_number, reason, raw)] = env.sql("SELECT row_number, reason, raw FROM quarantine")
     assert (row_number, reason) == (2, "invalid_quantity")
     assert json.loads(raw) == {**event(quantity="ten", customer="cus_bad"), "idempotencyKey": None, "resourceId": None}
+
+
+def test_row_numbers_stay_exact_when_a_large_file_is_read_in_parallel(env):
+    # Tens of MB make DuckDB split the file between threads; rows are numbered
+    # from where they land, so every line must keep its own number.
+    lines, bad = [], set()
+    for n in range(1, 300_001):
+        if n % 9973 == 0:
+            lines.append("")
+        elif n % 7919 == 0:
+            bad.add(n)
+            lines.append('{"tenantId": "acme", "broken": ' + str(n))
+        else:
+            lines.append(json.dumps(event(customer=f"line-{n}", quantity=str(n % 97), idempotencyKey=f"k{n}",
+                                          meta={"pad": "x" * (n % 50)})))
+    (env.landing / "big.jsonl").write_text("\n".join(lines) + "\n")
+    env.ingest()
+    assert env.sql("SELECT count(*) FROM events WHERE customer_ref <> 'line-' || row_number") == [(0,)]
+    assert env.sql("SELECT count(*) FROM events") == [(len(lines) - len(bad) - 300_000 // 9973,)]
+    quarantined = env.sql("SELECT row_number, reason, raw FROM quarantine ORDER BY 1")
+    assert [(n, r) for n, r, _ in quarantined] == [(n, "invalid_json") for n in sorted(bad)]
+    assert all(raw == lines[n - 1] for n, _, raw in quarantined)
+
+
+def test_csv_row_numbers_stay_exact_when_a_large_file_is_read_in_parallel(env):
+    rows, bad = ["tenantId,metric,customerRef,quantity,ts,idempotencyKey"], set()
+    for r in range(2, 400_002):  # the header is row 1
+        quantity = "ten" if r % 7919 == 0 else str(r % 97)
+        if quantity == "ten":
+            bad.add(r)
+        rows.append(f"acme,api_calls,line-{r},{quantity},2025-03-10T10:00:00Z,k{r}")
+    env.drop_text("big.csv", "\n".join(rows) + "\n")
+    env.ingest()
+    assert env.sql("SELECT count(*) FROM events WHERE customer_ref <> 'line-' || row_number") == [(0,)]
+    assert env.sql("SELECT count(*) FROM events") == [(400_000 - len(bad),)]
+    assert env.sql("SELECT row_number FROM quarantine ORDER BY 1") == [(r,) for r in sorted(bad)]
