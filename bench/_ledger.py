@@ -46,11 +46,17 @@ class Profile:
         self._installed.append((module, name, getattr(module, name)))
         setattr(module, name, new)
 
+    def _timed(self, label: str, fn):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(label, time.perf_counter() - start)
+        return timed
+
     def install(self) -> None:
-        original_stage = batch_mod._stage_file
-        original_hash = landing_mod._sha256_file
-        original_prepare = batch_mod.prepare_session
-        original_transaction = batch_mod.transaction
+        original_transaction, original_query = batch_mod.transaction, batch_mod.query
         prof = self
 
         def run_script(conn, name, **params):
@@ -60,34 +66,7 @@ class Profile:
                 prof.add(f"{name.removeprefix('ingest/').removesuffix('.sql')}#{i + 1}", time.perf_counter() - start)
 
         def query(conn, name, **params):
-            start = time.perf_counter()
-            stmt = load_sql(name)
-            cur = conn.execute(stmt, params_named(stmt, params))
-            cols = [d[0] for d in cur.description]
-            rows = [dict(zip(cols, row)) for row in cur.fetchall()]
-            prof.add(name.removeprefix("ingest/").removesuffix(".sql"), time.perf_counter() - start)
-            return rows
-
-        def stage(conn, file, seen):
-            start = time.perf_counter()
-            try:
-                return original_stage(conn, file, seen)
-            finally:
-                prof.add("stage files (hash + validate.sql)", time.perf_counter() - start)
-
-        def sha(path):
-            start = time.perf_counter()
-            try:
-                return original_hash(path)
-            finally:
-                prof.add("  of which sha256 of file (Python)", time.perf_counter() - start)
-
-        def prepare(conn, config, now):
-            start = time.perf_counter()
-            try:
-                return original_prepare(conn, config, now)
-            finally:
-                prof.add("prepare_session", time.perf_counter() - start)
+            return prof._timed(name.removeprefix("ingest/").removesuffix(".sql"), original_query)(conn, name, **params)
 
         @contextlib.contextmanager
         def transaction(conn):
@@ -100,9 +79,11 @@ class Profile:
         # in the batch module's namespace, so the wrappers take their place.
         self._patch(batch_mod, "run_script", run_script)
         self._patch(batch_mod, "query", query)
-        self._patch(batch_mod, "_stage_file", stage)
-        self._patch(landing_mod, "_sha256_file", sha)
-        self._patch(batch_mod, "prepare_session", prepare)
+        self._patch(batch_mod, "_stage_file",
+                    self._timed("stage files (hash + validate.sql)", batch_mod._stage_file))
+        self._patch(landing_mod, "_sha256_file",
+                    self._timed("  of which sha256 of file (Python)", landing_mod._sha256_file))
+        self._patch(batch_mod, "prepare_session", self._timed("prepare_session", batch_mod.prepare_session))
         self._patch(batch_mod, "transaction", transaction)
 
     def uninstall(self) -> None:

@@ -20,6 +20,15 @@ def phase(name: str) -> None:
         time.sleep(3600)
 
 
+def phased_scripts(real_run_script):
+    """The batch module's run_script, reporting a phase before and after each SQL file."""
+    def run_script(conn, name, **params):
+        phase(f"before:{name}")
+        real_run_script(conn, name, **params)
+        phase(f"after:{name}")
+    return run_script
+
+
 def ingest() -> None:
     from stripemeter_assets import settings
     from stripemeter_assets.ingest import batch, list_ready_files
@@ -27,16 +36,11 @@ def ingest() -> None:
 
     real_run_script, real_stage = batch.run_script, batch._stage_file
 
-    def run_script(conn, name, **params):
-        phase(f"before:{name}")
-        real_run_script(conn, name, **params)
-        phase(f"after:{name}")
-
     def stage(conn, file, seen):
         phase(f"stage:{os.path.basename(file.path)}")
         real_stage(conn, file, seen)
 
-    batch.run_script, batch._stage_file = run_script, stage
+    batch.run_script, batch._stage_file = phased_scripts(real_run_script), stage
     files = list_ready_files(settings.landing_url(), settle=0)
     phase("connect")
     with connect(settings.warehouse_path()) as conn:
@@ -54,17 +58,12 @@ def catch_up() -> None:
 
     real_run_script, real_ingest_batch = batch.run_script, ingest_asset.ingest_batch
 
-    def run_script(conn, name, **params):
-        phase(f"before:{name}")
-        real_run_script(conn, name, **params)
-        phase(f"after:{name}")
-
     def ingest_batch(*args, **kwargs):
         result = real_ingest_batch(*args, **kwargs)
         phase("committed")  # in DuckDB; Dagster has not recorded the materialization yet
         return result
 
-    batch.run_script, ingest_asset.ingest_batch = run_script, ingest_batch
+    batch.run_script, ingest_asset.ingest_batch = phased_scripts(real_run_script), ingest_batch
     sys.exit(main(["catch-up"]))
 
 
