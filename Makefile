@@ -28,7 +28,10 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/pytest -n 2 -q
 
-ui: $(STAMP)
+$(DAGSTER_HOME)/dagster.yaml: data/config/dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp $< $@
+
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: $(STAMP)
@@ -36,4 +39,4 @@ bench: $(STAMP)
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb* data/analytics.duckdb* data/reports
-	find data/dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
+	rm -rf data/dagster_home

@@ -3,7 +3,7 @@ per-phase profile, and the synthetic files the benches load.
 
 The ingest is exactly what the `usage_events` asset runs: `list_ready_files`,
 `warehouse.connect` (schema), `ingest_batch`. The profile wraps module-level
-functions of `stripemeter_assets.ingest` (the statements themselves are the
+functions of `stripemeter_assets.ledger` (the statements themselves are the
 package's, run in the same order); it costs microseconds per statement.
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import duckdb
 
-from stripemeter_assets.ingest import batch as batch_mod
-from stripemeter_assets.ingest import landing as landing_mod
-from stripemeter_assets.ingest.landing import list_ready_files
+from stripemeter_assets.ledger import batch as batch_mod
+from stripemeter_assets.ledger import landing as landing_mod
+from stripemeter_assets.ledger.landing import list_ready_files
 from stripemeter_assets.settings import Config
-from stripemeter_assets.sqlfiles import literal, load_sql
+from stripemeter_assets.warehouse import literal, load_sql
 from stripemeter_assets.warehouse import params_named, connect, statements
 
 # The bulk data covers January 2025; "now" is just after it (the January
@@ -63,10 +63,10 @@ class Profile:
             for i, stmt in enumerate(statements(load_sql(name))):
                 start = time.perf_counter()
                 conn.execute(stmt, params_named(stmt, params))
-                prof.add(f"{name.removeprefix('ingest/').removesuffix('.sql')}#{i + 1}", time.perf_counter() - start)
+                prof.add(f"{name.removeprefix('ledger/').removesuffix('.sql')}#{i + 1}", time.perf_counter() - start)
 
         def query(conn, name, **params):
-            return prof._timed(name.removeprefix("ingest/").removesuffix(".sql"), original_query)(conn, name, **params)
+            return prof._timed(name.removeprefix("ledger/").removesuffix(".sql"), original_query)(conn, name, **params)
 
         @contextlib.contextmanager
         def transaction(conn):

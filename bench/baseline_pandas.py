@@ -64,7 +64,8 @@ def pandas_way(path: str, engine: str = "ujson") -> dict:
 def stripemeter_way(path: str, db: str) -> dict:
     import _ledger
 
-    from stripemeter_assets.counters import month_starts, next_month, recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.partitions import month_starts, next_month
     from stripemeter_assets.settings import Config
     from stripemeter_assets.warehouse import connect, transaction
     t0 = time.perf_counter()
@@ -91,7 +92,7 @@ def main() -> None:
     args = common.bench_args(__doc__, 1_000_000).parse_args()
     from _ledger import DAYS, START
 
-    from stripemeter_assets.gen_events import write_bulk_jsonl
+    from stripemeter_assets.cli.gen_events import write_bulk_jsonl
     n = args.events
     log(f"pandas baseline: {n:,} events, {common.load()}")
     with common.bench_dir("pandas", keep=args.keep) as tmp:

@@ -59,7 +59,7 @@ def build_sql(db: str, events: int) -> dict:
     start = time.perf_counter()
     now = NOW.replace(tzinfo=None)
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
-        run_script(conn, "ingest/macros.sql")
+        run_script(conn, "ledger/macros.sql")
         conn.execute("BEGIN")
         conn.execute(f"""
             INSERT INTO events
@@ -97,7 +97,8 @@ def full_recompute(db: str) -> dict:
     """Every day and every period of the ledger, in one transaction."""
     from _ledger import NOW
 
-    from stripemeter_assets.counters import month_starts, next_month, recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.partitions import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
         lo, hi = conn.execute("SELECT min(ts)::DATE, max(ts)::DATE FROM events").fetchone()
@@ -122,7 +123,8 @@ def backfill(db: str, start: str, end: str) -> dict:
     period partitions they map to (two runs, one transaction each)."""
     from _ledger import NOW
 
-    from stripemeter_assets.counters import month_starts, next_month, recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.partitions import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     s, e, now = _dt(start), _dt(end), NOW.replace(tzinfo=None)
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
@@ -152,7 +154,7 @@ def backfill(db: str, start: str, end: str) -> dict:
 def replay_window(db: str, start: str, end: str) -> dict:
     from _ledger import NOW
 
-    from stripemeter_assets.counters import replay
+    from stripemeter_assets.counters.recompute import replay
     from stripemeter_assets.warehouse import connect
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
         t0 = time.perf_counter()
@@ -166,7 +168,8 @@ def one_day(db: str, day: str) -> dict:
     """A watermark-sensor run: one daily partition, then its period."""
     from _ledger import NOW
 
-    from stripemeter_assets.counters import month_starts, next_month, recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.partitions import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     s = _dt(day)
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
@@ -189,7 +192,7 @@ def write_late_jsonl(path: Path, late: int, seed: int = 0) -> None:
     import duckdb
     from _ledger import DAYS, START
 
-    from stripemeter_assets.sqlfiles import literal
+    from stripemeter_assets.warehouse import literal
     con = duckdb.connect()
     con.execute(f"""
         COPY (
@@ -227,7 +230,7 @@ def main() -> None:
     args = parser.parse_args()
     from _ledger import DAYS, START
 
-    from stripemeter_assets.gen_events import write_bulk_jsonl
+    from stripemeter_assets.cli.gen_events import write_bulk_jsonl
     n, late, r = args.events, args.late, args.repeat
     rows: list[Row] = []
     log(f"counters bench: {n:,} events + {late:,} late, {common.load()}")

@@ -104,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     from _ledger import DAYS, START, bare_count_sql, bare_load_sql, convert, floor_sql
 
-    from stripemeter_assets.gen_events import write_bulk_jsonl
+    from stripemeter_assets.cli.gen_events import write_bulk_jsonl
 
     rows: list[Row] = []
     details: list[tuple[str, list[Row]]] = []

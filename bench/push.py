@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stripemeter_assets import settings  # noqa: E402
-from stripemeter_assets.counters import recompute_days, recompute_period  # noqa: E402
-from stripemeter_assets.ingest import ingest_batch, list_ready_files  # noqa: E402
+from stripemeter_assets.counters.recompute import recompute_days, recompute_period  # noqa: E402
+from stripemeter_assets.ledger import ingest_batch, list_ready_files  # noqa: E402
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus  # noqa: E402
 from stripemeter_assets.push.pacing import RetryPolicy  # noqa: E402
 from stripemeter_assets.push.run import PushOptions, run_push  # noqa: E402

@@ -2,17 +2,16 @@
 
 import dagster as dg
 
-from stripemeter_assets.assets.counters import daily_usage, period_usage
-from stripemeter_assets.assets.ingest import usage_events
-from stripemeter_assets.assets.projection import cost_projection
-from stripemeter_assets.assets.push import stripe_push
-from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
-from stripemeter_assets.jobs import daily_usage_job, ingest_job, period_usage_job
-from stripemeter_assets.pre_invoice import pre_invoice_job, pre_invoice_schedule
-from stripemeter_assets.replay_job import replay_job
+from stripemeter_assets.counters.assets import daily_usage, period_usage
+from stripemeter_assets.jobs import (daily_usage_job, ingest_job, period_usage_job, pre_invoice_job, replay_job,
+                                     snapshot_job)
+from stripemeter_assets.ledger.assets import usage_events
+from stripemeter_assets.projection.assets import cost_projection
+from stripemeter_assets.push.assets import stripe_push
+from stripemeter_assets.reconcile.assets import reconciliation_report, reconciliation_within_epsilon
 from stripemeter_assets.resources import LandingResource, StripeResource, WarehouseResource
-from stripemeter_assets.sensors import landing_sensor, watermark_sensor
-from stripemeter_assets.snapshot_job import snapshot_job, snapshot_sensor
+from stripemeter_assets.schedules import pre_invoice_schedule
+from stripemeter_assets.sensors import landing_sensor, snapshot_sensor, watermark_sensor
 
 defs = dg.Definitions(
     assets=[usage_events, daily_usage, period_usage, cost_projection, stripe_push, reconciliation_report],

@@ -1,4 +1,5 @@
-"""Sensors: new landing files -> ingest runs; new or late data -> counter runs."""
+"""Every sensor: new landing files -> ingest runs; new or late data -> counter
+runs; a successful warehouse run -> a fresh analyst snapshot."""
 
 import hashlib
 import json
@@ -6,8 +7,8 @@ from datetime import date
 
 import dagster as dg
 
-from stripemeter_assets.assets.counters import SENSOR_TRIGGER, TRIGGER_TAG
-from stripemeter_assets.jobs import daily_usage_job, ingest_job, period_usage_job
+from stripemeter_assets.counters.assets import SENSOR_TRIGGER, TRIGGER_TAG
+from stripemeter_assets.jobs import WAREHOUSE_JOBS, daily_usage_job, ingest_job, period_usage_job, snapshot_job
 from stripemeter_assets.partitions import PARTITIONS_START
 from stripemeter_assets.resources import LandingResource
 
@@ -23,10 +24,10 @@ def _batch_key(versions: dict[str, str]) -> str:
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult:
     """Requests one ingest run per batch of new or changed ready files.
 
-    The cursor maps each file path to the version (mtime and size) already
-    requested (mtime, size and, for objects, the ETag), so equal mtimes or odd name orders never hide a file, and a
-    file rewritten in place is requested again (its content hash decides at
-    ingest whether anything is new)."""
+    The cursor maps each file path to the version already requested (mtime,
+    size and, for objects, the ETag), so equal mtimes or odd name orders never
+    hide a file, and a file rewritten in place is requested again (its content
+    hash decides at ingest whether anything is new)."""
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     ready = landing.ready_files()
     new = [f for f in ready if seen.get(f.path) != f.version]
@@ -117,3 +118,12 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if not runs:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new batches or counter changes"), cursor=json.dumps(cursor))
     return dg.SensorResult(run_requests=runs, cursor=json.dumps(cursor))
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, request_job=snapshot_job,
+                      minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def snapshot_sensor(context: dg.RunStatusSensorContext):
+    """One snapshot per successful warehouse run; the run key keeps it once."""
+    if context.dagster_run.job_name in WAREHOUSE_JOBS:
+        return dg.RunRequest(run_key=f"snapshot-{context.dagster_run.run_id}")
+    return dg.SkipReason(f"{context.dagster_run.job_name} does not change the warehouse")

@@ -1,48 +1,122 @@
 """Runtime settings: environment variables plus the YAML config (DESIGN §7).
 
-Every setting has a working default for the local demo, rooted at the
-project's `data/` folder.
+The one place that reads the environment and the config file. Every setting
+has a working default for the local demo, rooted at the data folder
+(`STRIPEMETER_DATA`, default `./data` in the working directory), never in
+the package's source.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_ROOT / "data"
+if TYPE_CHECKING:
+    from stripemeter_assets.push.mapping import StripeMapping
+
 AGGREGATIONS = ("sum", "count", "max", "last")
+DEFAULT_PRE_INVOICE_CRON = "0 6 * * *"
+DEFAULT_RECONCILE_SETTLE_SECONDS = 300
+DEFAULT_LANDING_SETTLE_SECONDS = 2.0
+DEFAULT_MEMORY_LIMIT = "2GB"
+# Stripe keys: DESIGN §4 names; the original StripeMeter's names are accepted as the same keys.
+LIVE_KEY_ENVS = ("STRIPE_API_KEY", "STRIPE_SECRET_KEY")
+TEST_KEY_ENVS = ("STRIPE_TEST_API_KEY", "STRIPE_TEST_SECRET_KEY")
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def data_dir() -> Path:
+    return Path(_env("STRIPEMETER_DATA") or "data").resolve()
 
 
 def landing_url() -> str:
-    return os.environ.get("STRIPEMETER_LANDING") or str(DATA_DIR / "landing")
+    return _env("STRIPEMETER_LANDING") or str(data_dir() / "landing")
 
 
 def warehouse_path() -> str:
-    return os.environ.get("STRIPEMETER_WAREHOUSE") or str(DATA_DIR / "warehouse.duckdb")
+    return _env("STRIPEMETER_WAREHOUSE") or str(data_dir() / "warehouse.duckdb")
 
 
 def analytics_path() -> str:
-    return os.environ.get("STRIPEMETER_ANALYTICS") or str(DATA_DIR / "analytics.duckdb")
+    return _env("STRIPEMETER_ANALYTICS") or str(data_dir() / "analytics.duckdb")
 
 
 def config_path() -> str:
-    return os.environ.get("STRIPEMETER_CONFIG") or str(DATA_DIR / "config" / "stripemeter.yaml")
+    return _env("STRIPEMETER_CONFIG") or str(data_dir() / "config" / "stripemeter.yaml")
+
+
+def reports_dir() -> Path:
+    """Reports sit beside the warehouse they describe, so two warehouses never share a folder."""
+    explicit = _env("STRIPEMETER_REPORTS")
+    return Path(explicit) if explicit else Path(warehouse_path()).resolve().parent / "reports"
+
+
+def dagster_home() -> Path:
+    """`DAGSTER_HOME`, defaulting to the data folder's instance."""
+    return Path(_env("DAGSTER_HOME") or data_dir() / "dagster_home")
+
+
+def partitions_start() -> str:
+    return _env("STRIPEMETER_PARTITIONS_START") or "2024-01-01"
+
+
+def landing_settle_seconds() -> float:
+    """A landing file must be this old (seconds since its last change) to be picked up."""
+    value = _env("STRIPEMETER_SETTLE_SECONDS")
+    return DEFAULT_LANDING_SETTLE_SECONDS if value is None else float(value)
+
+
+def memory_limit() -> str:
+    return _env("STRIPEMETER_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+
+
+def stripe_api_base() -> str | None:
+    return _env("STRIPE_API_BASE")
+
+
+def stripe_live_key() -> str | None:
+    return next((k for k in map(_env, LIVE_KEY_ENVS) if k), None)
+
+
+def stripe_test_key() -> str | None:
+    return next((k for k in map(_env, TEST_KEY_ENVS) if k), None)
+
+
+def stripe_key_env_names() -> tuple[str, ...]:
+    return LIVE_KEY_ENVS + TEST_KEY_ENVS
+
+
+def use_environment(values: Mapping[str, str], *, only_unset: bool = False) -> None:
+    """Set variables for this process and the runs it starts (the demo points Stripe at its emulator)."""
+    for name, value in values.items():
+        if only_unset:
+            os.environ.setdefault(name, value)
+        else:
+            os.environ[name] = value
 
 
 def now() -> datetime:
     """Current UTC time, frozen by `STRIPEMETER_NOW` for as-of runs and tests."""
-    frozen = os.environ.get("STRIPEMETER_NOW")
-    if not frozen:
-        return datetime.now(UTC)
-    parsed = datetime.fromisoformat(frozen.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    from stripemeter_assets.partitions import utc  # the time helpers' home imports settings
+
+    frozen = _env("STRIPEMETER_NOW")
+    return utc(frozen) if frozen else datetime.now(UTC)
+
+
+def bundled(name: str) -> str:
+    """Text of a file shipped with the package's defaults (`data/config/` in the checkout)."""
+    return importlib.resources.files("stripemeter_assets.bundled").joinpath(name).read_text()
 
 
 @dataclass(frozen=True)
@@ -56,15 +130,19 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class Config:
-    """The parsed `STRIPEMETER_CONFIG` YAML."""
+    """The parsed `STRIPEMETER_CONFIG` YAML, every section typed."""
 
     lateness_hours: float = 48.0
     drift_epsilon: Decimal = Decimal("0.005")
     close_policy: str = "carry_forward"
     max_clock_skew_hours: float = 1.0
     metrics: dict[str, MetricSpec] = field(default_factory=dict)
-    stripe: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    stripe: StripeMapping = field(default_factory=lambda: _stripe_mapping(None))
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    prices_by_tenant: Mapping[str, Any] = field(default_factory=dict)
+    pre_invoice_cron: str = DEFAULT_PRE_INVOICE_CRON
+    auto_correct: bool = True
+    reconcile_settle_seconds: int = DEFAULT_RECONCILE_SETTLE_SECONDS
 
     def metric(self, name: str) -> MetricSpec:
         # Unknown metrics still land and count, with the default aggregation.
@@ -77,6 +155,12 @@ class Config:
 
 class ConfigError(ValueError):
     """The config YAML is invalid; the message names the key."""
+
+
+def _stripe_mapping(section: dict[str, Any] | None) -> StripeMapping:
+    from stripemeter_assets.push.mapping import StripeMapping  # its rules live with the push; imported late (cycle)
+
+    return StripeMapping.from_config(section)
 
 
 def parse_config(data: dict[str, Any] | None) -> Config:
@@ -106,8 +190,12 @@ def parse_config(data: dict[str, Any] | None) -> Config:
         close_policy=policy,
         max_clock_skew_hours=float(data.get("max_clock_skew_hours", 1)),
         metrics=metrics,
-        stripe=data.get("stripe") or {},
-        raw=data,
+        stripe=_stripe_mapping(data.get("stripe")),
+        prices=data.get("prices") or {},
+        prices_by_tenant=data.get("prices_by_tenant") or {},
+        pre_invoice_cron=str(data.get("pre_invoice_cron") or DEFAULT_PRE_INVOICE_CRON),
+        auto_correct=bool(data.get("auto_correct", True)),
+        reconcile_settle_seconds=int(data.get("reconcile_settle_seconds", DEFAULT_RECONCILE_SETTLE_SECONDS)),
     )
 
 

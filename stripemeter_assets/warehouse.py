@@ -1,21 +1,49 @@
-"""The DuckDB warehouse: opening it with the schema in place, running SQL
-files statement by statement with named parameters."""
+"""The DuckDB warehouse: opening it with the schema in place, and the
+project's SQL files (shipped in the package as `stripemeter_assets.sql`,
+`sql/` in the checkout), run statement by statement with named parameters."""
 
 from __future__ import annotations
 
 import contextlib
-import os
+import importlib.resources
 import re
+from functools import cache
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from stripemeter_assets.sqlfiles import SQL_ROOT, load_sql
+from stripemeter_assets import settings
 
-DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_MEMORY_LIMIT = settings.DEFAULT_MEMORY_LIMIT
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+SQL = importlib.resources.files("stripemeter_assets.sql")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+
+
+@cache
+def load_sql(name: str) -> str:
+    """Text of `sql/<name>`, e.g. `load_sql("ledger/validate.sql")`."""
+    return SQL.joinpath(name).read_text()
+
+
+def render_sql(name: str, **params: str) -> str:
+    """A SQL file with `{{placeholders}}` filled in one pass, so text inside
+    a filled value (a file name, a CSV header) is never read as a
+    placeholder. Only for SQL fragments and literals the code itself builds
+    (see `literal`); values go as `?` or `$name`."""
+    return _PLACEHOLDER.sub(lambda m: params[m.group(1)], load_sql(name))
+
+
+def literal(value: str) -> str:
+    """A SQL string literal; DuckDB strings know no backslash escapes."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def statements(text: str) -> list[str]:
@@ -54,8 +82,8 @@ def create_temp_table(conn: duckdb.DuckDBPyConnection, table: str, name: str, **
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    for path in sorted((SQL_ROOT / "schema").glob("*.sql")):
-        run_script(conn, f"schema/{path.name}")
+    for name in sorted(p.name for p in SQL.joinpath("schema").iterdir() if p.name.endswith(".sql")):
+        run_script(conn, f"schema/{name}")
 
 
 @contextlib.contextmanager
@@ -64,7 +92,7 @@ def connect(path: str, *, memory_limit: str | None = None, threads: int | None =
     """A connection with UTC session time and, unless read-only, the schema."""
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    config: dict[str, Any] = {"memory_limit": memory_limit or os.environ.get("STRIPEMETER_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)}
+    config: dict[str, Any] = {"memory_limit": memory_limit or settings.memory_limit()}
     if threads:
         config["threads"] = threads
     conn = duckdb.connect(path, read_only=read_only, config=config)
@@ -78,11 +106,24 @@ def connect(path: str, *, memory_limit: str | None = None, threads: int | None =
 
 
 @contextlib.contextmanager
-def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def transaction(conn: duckdb.DuckDBPyConnection, *, commit: bool = True) -> Iterator[None]:
+    """All of the block or none of it; `commit=False` rolls back even on
+    success (a dry run reports what it would write)."""
     conn.execute("BEGIN TRANSACTION")
     try:
         yield
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    conn.execute("COMMIT" if commit else "ROLLBACK")
+
+
+def temp_table_from_rows(conn: duckdb.DuckDBPyConnection, name: str, rows: list[dict[str, Any]],
+                         schema: pa.Schema) -> None:
+    """TEMP `name` holding `rows`, handed over through Arrow (fast for many rows)."""
+    view = f"_{name}_arrow"
+    conn.register(view, pa.Table.from_pylist(rows, schema=schema))
+    try:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {view}")
+    finally:
+        conn.unregister(view)

@@ -4,7 +4,6 @@ variables production uses."""
 
 import gzip
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from stripemeter_assets import settings
-from stripemeter_assets.ingest import ingest_batch, list_ready_files
+from stripemeter_assets.ledger import ingest_batch, list_ready_files
 from stripemeter_assets.warehouse import connect
 
 NOW = "2025-03-20T12:00:00Z"
@@ -41,7 +40,7 @@ class Env:
         self.config_path = root / "stripemeter.yaml"
         self.home = root / "dagster_home"
         self.home.mkdir()
-        shutil.copy(settings.DATA_DIR / "dagster_home" / "dagster.yaml", self.home / "dagster.yaml")
+        (self.home / "dagster.yaml").write_text(settings.bundled("dagster.yaml"))
         self._monkeypatch = monkeypatch
         self.write_config(BASE_CONFIG)
         for key, value in {

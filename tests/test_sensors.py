@@ -9,7 +9,7 @@ import dagster as dg
 
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.resources import LandingResource
-from stripemeter_assets.runner import catch_up, execute_request
+from stripemeter_assets.cli.runner import catch_up, execute_request
 from stripemeter_assets.sensors import landing_sensor, watermark_sensor
 from tests.conftest import event
 

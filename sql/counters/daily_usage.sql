@@ -6,17 +6,17 @@ DELETE FROM daily_usage
 WHERE day >= $start::DATE AND day < $end::DATE
   AND ($tenant IS NULL OR tenant_id = $tenant);
 
--- Counters whose sum would overflow DECIMAL(38,9) (|total| near 1.7e29) are
--- left out, so one tenant's absurd quantities never stop everyone's
+-- Counters whose sum cannot be represented as DECIMAL(38,9) (|total| >= 1e29)
+-- are left out, so one tenant's absurd quantities never stop everyone's
 -- counters; the asset reports them and fails. Only rows of |quantity| >= 1e18
--- can get there, so the check reads almost nothing.
+-- can get there, so the check reads almost nothing. Needs counters/macros.sql.
 CREATE OR REPLACE TEMP TABLE overflowing_days AS
 SELECT tenant_id, metric, customer_ref, ts::DATE AS day
 FROM events
 WHERE ts >= $start AND ts < $end AND ($tenant IS NULL OR tenant_id = $tenant)
   AND abs(quantity) >= 1e18
 GROUP BY ALL
-HAVING abs(sum(quantity::DOUBLE)) >= 1e28;
+HAVING sm_sum_overflows(quantity);
 
 -- One struct-valued arg_max picks the latest event (by ts, then ingestion
 -- order, then key) once; three separate arg_max calls cost five times more.

@@ -77,12 +77,12 @@ def _key(row: dict[str, Any]) -> CounterKey:
 
 
 def load_counters(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> list[CounterRow]:
-    return [CounterRow(**r) for r in query(conn, "stripe/counters.sql", periods=[naive(p) for p in periods])]
+    return [CounterRow(**r) for r in query(conn, "push/counters.sql", periods=[naive(p) for p in periods])]
 
 
 def load_states(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> dict[CounterKey, PushState]:
     out = {}
-    for r in query(conn, "stripe/states.sql", periods=[naive(p) for p in periods]):
+    for r in query(conn, "push/states.sql", periods=[naive(p) for p in periods]):
         out[_key(r)] = PushState(r["stripe_customer"], r["event_name"], r["pushed_total"], r["carried_in"],
                                  r["last_value"], r["last_ts"], r["revision"])
     return out
@@ -90,15 +90,15 @@ def load_states(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> dic
 
 def load_in_flight(conn: duckdb.DuckDBPyConnection) -> dict[CounterKey, InFlight]:
     return {_key(r): InFlight(r["delta_sum"], r["carry_sum"], r["latest_value"], r["max_ts"], r["max_revision"])
-            for r in query(conn, "stripe/in_flight.sql")}
+            for r in query(conn, "push/in_flight.sql")}
 
 
 def load_open_adjustments(conn: duckdb.DuckDBPyConnection) -> list[OpenAdjustment]:
-    return [OpenAdjustment(**r) for r in query(conn, "stripe/open_adjustments.sql")]
+    return [OpenAdjustment(**r) for r in query(conn, "push/open_adjustments.sql")]
 
 
 def load_pending(conn: duckdb.DuckDBPyConnection) -> list[Intent]:
-    return [Intent(**r) for r in query(conn, "stripe/pending.sql")]
+    return [Intent(**r) for r in query(conn, "push/pending.sql")]
 
 
 def write_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, *, periods: list[datetime], now: datetime,
@@ -126,7 +126,7 @@ def write_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, *, periods: list[dat
     _temp_table(conn, "new_intents", intents, _INTENT_SCHEMA)
     _temp_table(conn, "new_links", links, _LINK_SCHEMA)
     _temp_table(conn, "settled_adjustments", settled, _SETTLED_SCHEMA)
-    run_script(conn, "stripe/write_intents.sql", periods=[naive(p) for p in periods], now=naive(now))
+    run_script(conn, "push/write_intents.sql", periods=[naive(p) for p in periods], now=naive(now))
 
 
 def record_outcomes(conn: duckdb.DuckDBPyConnection, outcomes: Iterable[Outcome]) -> None:
@@ -139,12 +139,12 @@ def record_outcomes(conn: duckdb.DuckDBPyConnection, outcomes: Iterable[Outcome]
     if not rows:
         return
     _temp_table(conn, "push_outcomes", rows, _OUTCOME_SCHEMA)
-    run_script(conn, "stripe/record_outcomes.sql")
+    run_script(conn, "push/record_outcomes.sql")
 
 
 def acked_in_window(conn: duckdb.DuckDBPyConnection, *, mode: str, account: str, stripe_customer: str,
                     event_name: str, start_ts: int, end_ts: int) -> tuple[int, int | None]:
-    [row] = query(conn, "stripe/acked_in_window.sql", mode=mode, account=account, stripe_customer=stripe_customer,
+    [row] = query(conn, "push/acked_in_window.sql", mode=mode, account=account, stripe_customer=stripe_customer,
                   event_name=event_name, start_ts=start_ts, end_ts=end_ts)
     return row["acked_sum"], row["acked_last"]
 

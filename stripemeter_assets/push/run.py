@@ -300,7 +300,7 @@ def run_push(conn: duckdb.DuckDBPyConnection, *, config: Config, periods: list[d
              log: logging.Logger | Any) -> PushReport:
     """Push the periods' counters and the open carry-forwards; returns the
     report (the caller fails the run when `report.incomplete`)."""
-    mapping = StripeMapping.from_config(config.stripe)
+    mapping = config.stripe
     dry_run = options.dry_run or not keys.primary_present
     run = _Run(conn, gateways, options, now, log)
     run.report.dry_run = dry_run

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import html
-import os
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 from stripemeter_assets import settings
 from stripemeter_assets.reconcile.compare import STATUSES, Row, summary_counts
 
-REPORTS_ENV = "STRIPEMETER_REPORTS"
 COLUMNS = ("tenant_id", "customer_ref", "metric", "period_start", "period_end", "stripe_customer", "event_name",
            "meter_formula", "unit_scale", "local_value", "local_total", "pushed_total", "stripe_total", "drift",
            "relative_drift", "status", "cause", "corrected")
@@ -23,10 +21,6 @@ _STATUS_COLOURS = {"ok": "#2e7d32", "drift": "#c62828", "pending": "#f9a825", "u
                    "stripe_error": "#6a1b9a", "late_pending": "#ef6c00"}
 MAX_BARS = 40
 MAX_MD_ROWS = 20
-
-
-def reports_dir() -> Path:
-    return Path(os.environ.get(REPORTS_ENV) or settings.DATA_DIR / "reports")
 
 
 def period_label(period_start: datetime) -> str:

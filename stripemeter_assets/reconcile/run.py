@@ -27,10 +27,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from stripemeter_assets.counters import next_month
+from stripemeter_assets.counters.recompute import next_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
-from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, meter_formula
+from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, meter_formula
 from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, naive, scaled
 from stripemeter_assets.push.run import PushOptions, PushReport, run_push
 from stripemeter_assets.reconcile import compare
@@ -82,7 +82,7 @@ class _Reconciler:
                  now: datetime, options: ReconcileOptions):
         self.conn = conn
         self.config = config
-        self.mapping = StripeMapping.from_config(config.stripe)
+        self.mapping = config.stripe
         self.keys = keys
         self.totals = totals
         self.now = naive(now)
@@ -95,9 +95,9 @@ class _Reconciler:
         counters = outbox.load_counters(self.conn, [period])
         states = outbox.load_states(self.conn, [period])
         pushes = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r
-                  for r in query(self.conn, "reports/reconcile_push_status.sql", period_start=period)}
+                  for r in query(self.conn, "reconcile/push_status.sql", period_start=period)}
         late = {(r["tenant_id"], r["metric"], r["customer_ref"]): r["late_pending"]
-                for r in query(self.conn, "reports/reconcile_late.sql", period_start=period, period_end=end)}
+                for r in query(self.conn, "reconcile/late.sql", period_start=period, period_end=end)}
         seen: set[tuple[str, str, str]] = set()
         rows = []
         for c in counters:
@@ -241,6 +241,6 @@ def store(conn: duckdb.DuckDBPyConnection, result: ReconcileResult, *, run_id: s
     try:
         with transaction(conn):
             conn.execute("CREATE OR REPLACE TEMP TABLE reconciliation_rows AS SELECT * FROM _reconciliation_rows_arrow")
-            run_script(conn, "reports/reconcile_replace.sql", period_start=result.period_start)
+            run_script(conn, "reconcile/replace.sql", period_start=result.period_start)
     finally:
         conn.unregister("_reconciliation_rows_arrow")

@@ -242,7 +242,7 @@ class StripeMeterClient:
         path = self.analytics or settings.analytics_path()
         if not os.path.exists(path):
             raise FileNotFoundError(f"no analyst snapshot at {path}: publish one first "
-                                    "(stripemeter_assets.snapshot.publish_snapshot)")
+                                    "(stripemeter_assets.analytics.snapshot.publish_snapshot)")
         return _ReadOnly(path)
 
 

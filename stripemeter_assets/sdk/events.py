@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from stripemeter_assets.keys import canonical_quantity
+from stripemeter_assets.ledger.keys import canonical_quantity
 
 # Field -> max length in characters (DuckDB `length` counts code points, as `len` does).
 MAX_CHARS = {"tenantId": 128, "metric": 128, "customerRef": 255, "idempotencyKey": 255, "resourceId": 255}

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from stripemeter_assets.counters import recompute_days, recompute_period, replay
+from stripemeter_assets.counters.recompute import recompute_days, recompute_period, replay
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.runner import catch_up
+from stripemeter_assets.cli.runner import catch_up
 from stripemeter_assets.settings import load_config
 from stripemeter_assets.warehouse import connect, transaction
 from tests.conftest import NOW, Env, event, utc
@@ -168,6 +168,22 @@ def test_recomputing_from_scratch_equals_the_incremental_path(tmp_path_factory, 
                            "WHERE metric IN ('api_calls', 'credits') GROUP BY ALL ORDER BY ALL")
         assert env.sql("SELECT metric, customer_ref, value FROM period_usage "
                        "WHERE metric IN ('api_calls', 'credits') ORDER BY ALL") == expected
+
+
+def test_a_large_quantity_whose_sum_fits_is_counted_not_reported_as_overflow(env, instance):
+    # 29 integer digits fit DECIMAL(38,9); only a sum that cannot be represented is an overflow.
+    env.drop_jsonl("a.jsonl", [event(quantity="12000000000000000000000000000.5", idempotencyKey="big"),
+                               event(quantity="3000000000000000000000000000.25", idempotencyKey="big2"),
+                               event(metric="credits", quantity="99999999999999999999999999999.5",
+                                     idempotencyKey="edge")])
+    assert not catch_up(defs, instance, settle=False).failed
+    assert env.sql("SELECT metric, sum_quantity FROM daily_usage ORDER BY metric") == [
+        ("api_calls", Decimal("15000000000000000000000000000.75")),
+        ("credits", Decimal("99999999999999999999999999999.5"))]
+    assert _period(env) == (Decimal("15000000000000000000000000000.75"), 2)
+    # Extrapolated to the whole period the credits would exceed the type: no projection, and why.
+    assert env.sql("SELECT projected_usage, note FROM cost_projection WHERE metric = 'credits'") == [
+        (None, "the projected usage exceeds DECIMAL(38,9); no price configured for this metric")]
 
 
 def test_a_counter_too_large_to_represent_fails_the_run_but_not_the_other_counters(env, instance):

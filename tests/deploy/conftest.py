@@ -19,9 +19,9 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from stripemeter_assets import settings
+from tests import REPO_ROOT
 
-DEPLOY_YAML = settings.PROJECT_ROOT / "deploy" / "dagster.yaml"
+DEPLOY_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 PG_HOST = os.environ.get("STRIPEMETER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("STRIPEMETER_TEST_PG_PORT", "5432"))
 

@@ -19,9 +19,9 @@ import duckdb
 import pytest
 from dagster._core.instance.config import PoolGranularity
 
-from stripemeter_assets import settings
+from tests import REPO_ROOT
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.runner import CURSOR_PREFIX, evaluate_sensor
+from stripemeter_assets.cli.runner import CURSOR_PREFIX, evaluate_sensor
 from tests.conftest import event
 
 pytestmark = pytest.mark.postgres
@@ -206,7 +206,7 @@ def test_daemon_launches_queued_runs_one_warehouse_writer_at_a_time(env, prod_ho
     services = [subprocess.Popen(
         [str(BIN / "dagster"), "api", "grpc", "-m", "stripemeter_assets.definitions", "--socket", sock,
          "--location-name", "stripemeter"],
-        cwd=settings.PROJECT_ROOT, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)]
+        cwd=REPO_ROOT, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)]
     try:
         _wait_for(lambda: os.path.exists(sock), 60, "the code server socket", services)
         cli = [str(BIN / "dagster")]

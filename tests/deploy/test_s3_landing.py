@@ -18,9 +18,9 @@ import pytest
 
 from stripemeter_assets import settings
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.ingest import ingest_batch, list_ready_files
-from stripemeter_assets.ingest.landing import local_copy
-from stripemeter_assets.runner import evaluate_sensor, execute_request
+from stripemeter_assets.ledger import ingest_batch, list_ready_files
+from stripemeter_assets.ledger.landing import local_copy
+from stripemeter_assets.cli.runner import evaluate_sensor, execute_request
 from stripemeter_assets.warehouse import connect
 from tests.conftest import event
 from tests.deploy.conftest import Bucket
@@ -238,7 +238,7 @@ def test_the_s3_endpoint_can_come_from_each_documented_variable(bucket, s3_endpo
     bucket.drop("a.jsonl", b"{}\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "FSSPEC_"))}
     environ[variable] = s3_endpoint  # FSSPEC_* is read at import: a fresh process
-    code = ("import sys; from stripemeter_assets.ingest.landing import list_ready_files; "
+    code = ("import sys; from stripemeter_assets.ledger.landing import list_ready_files; "
             "print(*[f.path for f in list_ready_files(sys.argv[1], settle=0)])")
     out = subprocess.run([sys.executable, "-c", code, bucket.url], env=environ, capture_output=True, text=True,
                          timeout=120, check=True).stdout

@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.projection import backtest_period, parse_price_book
-from stripemeter_assets.runner import catch_up
+from stripemeter_assets.projection.costs import backtest_period, parse_price_book
+from stripemeter_assets.cli.runner import catch_up
 from stripemeter_assets.warehouse import connect
 from tests.conftest import BASE_CONFIG, event
 
@@ -79,7 +79,7 @@ def test_backtest_command_prints_json_totals(env, instance, tmp_path):
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text(yaml.safe_dump({"prices": CANDIDATE}))
     result = subprocess.run(
-        [sys.executable, "-m", "stripemeter_assets.backtest_cli", "--period", "2025-03", "--prices", str(candidate),
+        [sys.executable, "-m", "stripemeter_assets.cli.backtest", "--period", "2025-03", "--prices", str(candidate),
          "--json"], cwd=PROJECT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr) == (0, "")
     report = json.loads(result.stdout)
@@ -93,7 +93,7 @@ def test_backtest_command_rejects_a_bad_period_on_stderr(env, tmp_path):
     candidate = tmp_path / "candidate.yaml"
     candidate.write_text(yaml.safe_dump(CANDIDATE))
     result = subprocess.run(
-        [sys.executable, "-m", "stripemeter_assets.backtest_cli", "--period", "2025-13", "--prices", str(candidate)],
+        [sys.executable, "-m", "stripemeter_assets.cli.backtest", "--period", "2025-13", "--prices", str(candidate)],
         cwd=PROJECT, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == "error: --period: '2025-13' is not a billing period (YYYY-MM)\n"

@@ -10,11 +10,11 @@ from fractions import Fraction
 import dagster as dg
 import pytest
 
-from stripemeter_assets.assets.projection import cost_projection
+from stripemeter_assets.projection.assets import cost_projection
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.projection import project_usage
+from stripemeter_assets.projection.costs import project_usage
 from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.runner import catch_up
+from stripemeter_assets.cli.runner import catch_up
 from tests.conftest import BASE_CONFIG, event
 
 HALF = "2025-03-16T12:00:00Z"

@@ -10,9 +10,9 @@ import dagster as dg
 import pytest
 import stripe
 
-from stripemeter_assets.assets.push import stripe_push
+from stripemeter_assets.push.assets import stripe_push
 from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.resources.stripe import StripeResource
+from stripemeter_assets.resources import StripeResource
 from stripemeter_assets.stripe_emulator import EmulatorServer
 from tests.conftest import BASE_CONFIG, NOW
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.assets.push import stripe_push
-from stripemeter_assets.counters import recompute_days, recompute_period
+from stripemeter_assets.push.assets import stripe_push
+from stripemeter_assets.counters.recompute import recompute_days, recompute_period
 from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.resources.stripe import StripeResource
+from stripemeter_assets.resources import StripeResource
 from stripemeter_assets.warehouse import connect
 from tests.conftest import event
 from tests.push.conftest import APRIL_START, MARCH_START

@@ -7,16 +7,16 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from stripemeter_assets.settings import PROJECT_ROOT
+from tests import REPO_ROOT
 
 NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())
 EVENTS_PATH = "/v1/billing/meter_events"
 
 _SUBPROCESS_PUSH = """
 import dagster as dg
-from stripemeter_assets.assets.push import stripe_push
+from stripemeter_assets.push.assets import stripe_push
 from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.resources.stripe import StripeResource
+from stripemeter_assets.resources import StripeResource
 dg.materialize([stripe_push], partition_key="2025-03-01",
                resources={"warehouse": WarehouseResource(), "stripe": StripeResource(pacing=False, max_workers=1)})
 """
@@ -31,7 +31,7 @@ def test_kill_after_stripe_accepted_before_the_ack_then_rerun_doubles_nothing(pu
     push.usage(3, customer="cus_B")
 
     # A real process, SIGKILLed right after Stripe accepted its first event.
-    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS_PUSH], cwd=PROJECT_ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS_PUSH], cwd=REPO_ROOT, capture_output=True,
                           env={**os.environ, "STRIPEMETER_PUSH_FAULT": "kill_after_send"}, timeout=180)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert len(push.events()) == 1                         # Stripe has it ...

@@ -40,7 +40,7 @@ def test_planner_counts_pending_intents_as_in_flight():
     state = {key: PushState("cus_A", "api_calls", pushed_total=5, revision=2)}
 
     result = plan(counters=[row], states=state, in_flight={key: InFlight(delta_sum=4, max_revision=3)},
-                  adjustments=[], config=CONFIG, mapping=StripeMapping.from_config(CONFIG.stripe), keys=KEYS, now=NOW)
+                  adjustments=[], config=CONFIG, mapping=CONFIG.stripe, keys=KEYS, now=NOW)
 
     [intent] = result.intents
     assert (intent.value, intent.target_total, intent.revision) == (3, 12, 4)

@@ -9,10 +9,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from stripemeter_assets.assets.push import stripe_push
-from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
+from stripemeter_assets.push.assets import stripe_push
+from stripemeter_assets.reconcile.assets import reconciliation_report, reconciliation_within_epsilon
 from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.resources.stripe import StripeResource
+from stripemeter_assets.resources import StripeResource
 from tests.push.conftest import PARTITION, emu, push  # noqa: F401  (fixtures reused)
 
 NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())

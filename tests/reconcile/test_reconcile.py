@@ -11,7 +11,7 @@ import subprocess
 
 import dagster as dg
 
-from stripemeter_assets.pre_invoice import periods_due, pre_invoice_job, pre_invoice_schedule
+from stripemeter_assets.schedules import periods_due, pre_invoice_job, pre_invoice_schedule
 from stripemeter_assets.reconcile.compare import Row, classify, drift
 from stripemeter_assets.reconcile.stripe_totals import aligned_window
 from tests.push.conftest import MARCH_START
@@ -283,12 +283,12 @@ def test_classify_precedence():
 
 
 def test_pre_invoice_job_and_schedule_definitions(env):
-    from stripemeter_assets.assets.counters import daily_usage, period_usage
-    from stripemeter_assets.assets.ingest import usage_events
-    from stripemeter_assets.assets.push import stripe_push
-    from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
+    from stripemeter_assets.counters.assets import daily_usage, period_usage
+    from stripemeter_assets.ledger.assets import usage_events
+    from stripemeter_assets.push.assets import stripe_push
+    from stripemeter_assets.reconcile.assets import reconciliation_report, reconciliation_within_epsilon
     from stripemeter_assets.resources import LandingResource, WarehouseResource
-    from stripemeter_assets.resources.stripe import StripeResource
+    from stripemeter_assets.resources import StripeResource
 
     defs = dg.Definitions(
         assets=[usage_events, daily_usage, period_usage, stripe_push, reconciliation_report],
@@ -308,11 +308,11 @@ def test_pre_invoice_job_and_schedule_definitions(env):
 
 
 def test_pre_invoice_job_runs_counters_push_and_reconciliation_in_order(recon):
-    from stripemeter_assets.assets.counters import daily_usage, period_usage
-    from stripemeter_assets.assets.push import stripe_push
-    from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
+    from stripemeter_assets.counters.assets import daily_usage, period_usage
+    from stripemeter_assets.push.assets import stripe_push
+    from stripemeter_assets.reconcile.assets import reconciliation_report, reconciliation_within_epsilon
     from stripemeter_assets.resources import WarehouseResource
-    from stripemeter_assets.resources.stripe import StripeResource
+    from stripemeter_assets.resources import StripeResource
     from tests.conftest import event
 
     recon.env.drop_jsonl("a.jsonl", [event(quantity="2", idempotencyKey="k1"),

@@ -2,7 +2,7 @@
 
     python _child.py ingest            one ingest batch of every ready landing file
     python _child.py daily START END   daily_usage_job over [START, END] through Dagster
-    python _child.py catch-up          `stripemeter catch-up` (cli.main) with the ingest phases
+    python _child.py catch-up          `stripemeter catch-up` (cli.commands) with the ingest phases
 
 It prints `PHASE <name>` (flushed) as it goes, so the parent can SIGKILL it at
 a chosen point. With SM_HOLD_AFTER=<phase> it sleeps right after printing
@@ -31,7 +31,7 @@ def phased_scripts(real_run_script):
 
 def ingest() -> None:
     from stripemeter_assets import settings
-    from stripemeter_assets.ingest import batch, list_ready_files
+    from stripemeter_assets.ledger import batch, list_ready_files
     from stripemeter_assets.warehouse import connect
 
     real_run_script, real_stage = batch.run_script, batch._stage_file
@@ -52,9 +52,9 @@ def ingest() -> None:
 
 def catch_up() -> None:
     """`stripemeter catch-up`, exactly, with the ingest phases reported."""
-    from stripemeter_assets.assets import ingest as ingest_asset
-    from stripemeter_assets.cli import main
-    from stripemeter_assets.ingest import batch
+    from stripemeter_assets.ledger import assets as ingest_asset
+    from stripemeter_assets.cli.commands import main
+    from stripemeter_assets.ledger import batch
 
     real_run_script, real_ingest_batch = batch.run_script, ingest_asset.ingest_batch
 
@@ -70,7 +70,7 @@ def catch_up() -> None:
 def daily(start: str, end: str) -> None:
     import dagster as dg
 
-    from stripemeter_assets.assets import counters as counter_assets
+    from stripemeter_assets.counters import assets as counter_assets
     from stripemeter_assets.definitions import defs
 
     real = counter_assets.recompute_days
@@ -85,7 +85,7 @@ def daily(start: str, end: str) -> None:
     with dg.DagsterInstance.get() as instance:
         # What `stripemeter catch-up` does first: free the pool slots of runs
         # whose process was killed, or this run waits for them forever.
-        from stripemeter_assets.runner import release_dead_runs
+        from stripemeter_assets.cli.runner import release_dead_runs
 
         release_dead_runs(instance)
         phase("job:start")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from stripemeter_assets.keys import derive_key
+from stripemeter_assets.ledger.keys import derive_key
 
 
 @dataclass

@@ -14,10 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from stripemeter_assets.counters import recompute_days, recompute_period
-from stripemeter_assets.gen_events import write_bulk_jsonl
+from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+from stripemeter_assets.cli.gen_events import write_bulk_jsonl
 from stripemeter_assets.settings import load_config
-from stripemeter_assets.sqlfiles import literal
+from stripemeter_assets.warehouse import literal
 from stripemeter_assets.warehouse import connect, transaction
 from tests.conftest import utc
 from tests.reliability.conftest import (
@@ -95,8 +95,8 @@ def _assert_all_or_nothing(env, path: Path) -> bool:
 
 
 @pytest.mark.parametrize("kill_at", [
-    "hold:after:ingest/append.sql",    # events appended, transaction open
-    "hold:after:ingest/rejected.sql",  # last statement before COMMIT
+    "hold:after:ledger/append.sql",    # events appended, transaction open
+    "hold:after:ledger/rejected.sql",  # last statement before COMMIT
     "random",                          # anywhere between opening the warehouse and exiting
 ])
 def test_ingest_killed_with_sigkill_recovers_on_rerun_without_loss_or_double_count(env, bulk_file, kill_at):
@@ -141,7 +141,7 @@ def _counters_equal_ledger(env) -> None:
 
 
 @pytest.mark.parametrize("kill_at", [
-    "after:ingest/append.sql",  # the ingest run dies inside its DuckDB transaction
+    "after:ledger/append.sql",  # the ingest run dies inside its DuckDB transaction
     "committed",                # ... right after DuckDB committed, before Dagster recorded the run
 ])
 def test_catch_up_killed_with_sigkill_then_rerun_loads_everything_and_counts_it(env, instance, bulk_file, kill_at):

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from stripemeter_assets.counters import next_month, recompute_days, recompute_period, replay
-from stripemeter_assets.ingest import ingest_batch, list_ready_files
+from stripemeter_assets.counters.recompute import recompute_days, recompute_period, replay
+from stripemeter_assets.partitions import next_month
+from stripemeter_assets.ledger import ingest_batch, list_ready_files
 from stripemeter_assets.settings import load_config
 from stripemeter_assets.warehouse import connect, transaction
 from tests.conftest import BASE_CONFIG, NOW, utc
@@ -236,6 +237,6 @@ def _periods(env) -> list[tuple]:
 
 
 def _stored_key(env, ev: Ev) -> str:
-    from stripemeter_assets.keys import derive_key
+    from stripemeter_assets.ledger.keys import derive_key
 
     return ev.key or derive_key(ev.tenant, ev.metric, ev.customer, None, ev.ts, ev.quantity)

@@ -12,8 +12,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from stripemeter_assets.gen_events import write_bulk_jsonl
-from stripemeter_assets.sqlfiles import literal
+from stripemeter_assets.cli.gen_events import write_bulk_jsonl
+from stripemeter_assets.warehouse import literal
 from tests.conftest import event
 from tests.reliability.conftest import assert_ledger_consistent, remount, run_cli, tmpfs
 

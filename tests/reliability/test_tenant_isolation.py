@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from stripemeter_assets.counters import recompute_days, recompute_period
+from stripemeter_assets.counters.recompute import recompute_days, recompute_period
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.keys import derive_key
+from stripemeter_assets.ledger.keys import derive_key
 from stripemeter_assets.settings import load_config
 from stripemeter_assets.warehouse import connect, transaction
 from tests.conftest import NOW, event, utc

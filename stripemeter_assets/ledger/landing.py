@@ -1,0 +1,152 @@
+"""The landing area: a local folder or any fsspec URL (`s3://bucket/prefix`).
+
+Writers publish atomically (write a dot-file or `*.tmp`, then rename), so a
+file is ready when its name is final and it has not changed for a moment.
+
+Buckets are reached through fsspec (s3fs for `s3://`). Credentials and the
+endpoint come from the usual places: `AWS_ACCESS_KEY_ID` and friends, and an
+S3-compatible server (MinIO, moto, ...) through `AWS_ENDPOINT_URL_S3` or
+`AWS_ENDPOINT_URL` (read by botocore when each client is made), or
+`FSSPEC_S3_ENDPOINT_URL` (read by fsspec once, at import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+
+from stripemeter_assets import settings
+from stripemeter_assets.ledger.formats import SUFFIXES, detect_format
+
+IGNORED_SUFFIXES = (".tmp", ".part")
+CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, order=True)
+class LandingFile:
+    path: str       # full URL (`s3://bucket/key`) or local path, as the landing lists it
+    size: int
+    mtime: float    # POSIX seconds; S3's LastModified for objects
+    format: str
+    etag: str = ""  # the store's content tag when it has one (S3 ETag), else empty
+
+    @property
+    def version(self) -> str:
+        """Identity of this version of the file, for sensor cursors.
+
+        S3's LastModified has one-second resolution, so an object rewritten
+        within the same second with the same size would look unchanged; its
+        ETag tells the two apart."""
+        base = f"{self.mtime:.6f}:{self.size}"
+        return f"{base}:{self.etag}" if self.etag else base
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs, root
+
+
+def _mtime(info: dict) -> float:
+    value = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)
+
+
+def _hidden(rel: str) -> bool:
+    """Dot-files (and anything under a dot-folder) and partial uploads."""
+    name = rel.rsplit("/", 1)[-1]
+    return any(part.startswith(".") for part in rel.split("/")) or name.lower().endswith(IGNORED_SUFFIXES)
+
+
+def _list(fs: fsspec.AbstractFileSystem, root: str, local: bool) -> dict[str, dict]:
+    if local:
+        return fs.find(root, detail=True, withdirs=False) if fs.exists(root) else {}
+    # A code server lives for days; fsspec caches both the filesystem object and
+    # its directory listings, and a stale listing would hide new files.
+    fs.invalidate_cache(root)
+    try:
+        return fs.find(root, detail=True, withdirs=False)
+    except FileNotFoundError:
+        # An empty prefix is simply nothing to do (a missing bucket is not:
+        # s3fs raises other errors for that, and they should fail the tick).
+        return {}
+
+
+def list_ready_files(url: str, settle: float | None = None, now: float | None = None) -> list[LandingFile]:
+    """Files ready to ingest, in a stable order (by path).
+
+    Every ready file is returned on every call: callers keep their own record
+    of what they have seen (the sensor keeps path -> version), never a
+    high-water mark of mtimes or names, which equal LastModified seconds and
+    odd key orders would defeat."""
+    settle = settings.landing_settle_seconds() if settle is None else settle
+    now = time.time() if now is None else now
+    local = _is_local(url)
+    fs, root = _filesystem(url)
+    prefix = root.rstrip("/") + "/"
+    found = []
+    for path, info in _list(fs, root, local).items():
+        if info.get("type") == "directory":
+            continue
+        rel = path[len(prefix):] if path.startswith(prefix) else path.rsplit("/", 1)[-1]
+        if _hidden(rel):
+            continue
+        fmt = detect_format(rel.rsplit("/", 1)[-1])
+        if fmt is None:
+            continue
+        mtime = _mtime(info)
+        if now - mtime < settle:
+            continue
+        full = path if local else fs.unstrip_protocol(path)
+        etag = "" if local else str(info.get("ETag") or info.get("etag") or "").strip('"')
+        found.append(LandingFile(path=full, size=int(info.get("size") or 0), mtime=mtime, format=fmt, etag=etag))
+    return sorted(found)
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def local_copy(file: LandingFile) -> Iterator[tuple[str, str]]:
+    """(local path safe to hand to DuckDB, sha256 of the content).
+
+    DuckDB's readers expand `*`, `?`, `[...]` and `{...}` in a path as a glob,
+    so a landing name is never passed to them: a local file is reached
+    through a symlink with a neutral name, and a remote file is downloaded
+    (hashing it on the way) to a temporary file with such a name. Either way
+    the name keeps the suffix (`.gz`, `.parquet`) that tells the reader what
+    the file holds."""
+    with tempfile.TemporaryDirectory(prefix="stripemeter-landing-") as tmp:
+        safe = os.path.join(tmp, "landing" + _suffix(file))
+        if _is_local(file.path):
+            source = os.path.abspath(file.path.removeprefix("file://"))
+            os.symlink(source, safe)
+            yield safe, _sha256_file(source)
+            return
+        fs, path = _filesystem(file.path)
+        digest = hashlib.sha256()
+        with fs.open(path, "rb") as src, open(safe, "wb") as dst:
+            while chunk := src.read(CHUNK_BYTES):
+                digest.update(chunk)
+                dst.write(chunk)
+        yield safe, digest.hexdigest()
+
+
+def _suffix(file: LandingFile) -> str:
+    name = file.path.rsplit("/", 1)[-1].lower()
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if name.endswith(s)), "")

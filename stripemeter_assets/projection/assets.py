@@ -1,0 +1,100 @@
+"""`cost_projection`: usage to date, projected usage and their cost for each billing period."""
+
+import dagster as dg
+import pyarrow as pa
+
+from stripemeter_assets import settings
+from stripemeter_assets.partitions import month_starts, next_month
+from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.pricing import ScenarioError, format_money
+from stripemeter_assets.projection.costs import config_price_book, project_rows
+from stripemeter_assets.resources import WarehouseResource
+from stripemeter_assets.warehouse import query, run_script, temp_table_from_rows, transaction
+
+TOP_CUSTOMERS = 10
+
+# Column types of `cost_projection` (sql/schema/005_projection.sql): Decimals go in exactly.
+_ROWS_SCHEMA = pa.schema([
+    ("tenant_id", pa.string()),
+    ("customer_ref", pa.string()),
+    ("metric", pa.string()),
+    ("period_start", pa.timestamp("us")),
+    ("period_end", pa.timestamp("us")),
+    ("aggregation", pa.string()),
+    ("usage_to_date", pa.decimal128(38, 9)),
+    ("elapsed_fraction", pa.decimal128(7, 6)),
+    ("projected_usage", pa.decimal128(38, 9)),
+    ("is_estimate", pa.bool_()),
+    ("priced", pa.bool_()),
+    ("currency", pa.string()),
+    ("cost_to_date", pa.decimal128(38, 4)),
+    ("projected_cost", pa.decimal128(38, 4)),
+    ("note", pa.string()),
+    ("computed_at", pa.timestamp("us")),
+])
+
+
+@dg.asset(
+    deps=["period_usage"],
+    partitions_def=period_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="duckdb",
+    group_name="reports",
+    kinds={"duckdb"},
+    description="Per (tenant, customer, metric, billing period): usage to date, elapsed fraction of the period, "
+                "projected usage (sum/count: to_date / elapsed_fraction; max/last: the current value; an estimate, "
+                "NULL before 10 % of the period) and the cost of both through the pricing library with the "
+                "config's `prices:` (`prices_by_tenant:` overrides). Unpriced metrics are flagged `priced = false`.",
+)
+def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    now = settings.now()
+    try:
+        prices = config_price_book(warehouse.config())
+    except ScenarioError as exc:
+        raise dg.Failure(description=f"invalid price config: {exc}") from exc
+    start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+    elapsed = {}
+    with warehouse.connect() as conn:
+        with transaction(conn):
+            for period in month_starts(window.start, window.end):
+                usage = query(conn, "projection/usage.sql", start=period.replace(tzinfo=None), tenant=None)
+                rows = project_rows(usage, prices, period_start=period, period_end=next_month(period), now=now)
+                temp_table_from_rows(conn, "new_projection", rows, _ROWS_SCHEMA)
+                run_script(conn, "projection/cost_projection.sql", start=period.replace(tzinfo=None))
+                if rows:
+                    elapsed[f"{period:%Y-%m}"] = str(rows[0]["elapsed_fraction"])
+        [summary] = query(conn, "projection/customers.sql", start=start, end=end)
+        totals = query(conn, "projection/totals.sql", start=start, end=end)
+        top = query(conn, "projection/top.sql", start=start, end=end, limit=TOP_CUSTOMERS)
+    return dg.MaterializeResult(metadata={
+        "periods": ", ".join(f"{p:%Y-%m}" for p in month_starts(window.start, window.end)),
+        "elapsed_fraction": dg.MetadataValue.json(elapsed),
+        "customers": summary["customers"],
+        "counters": summary["counters"],
+        "projected_cost": dg.MetadataValue.json(
+            {t["currency"]: format_money(t["projected_cost"], t["currency"])
+             for t in totals if t["projected_cost"] is not None}),
+        "cost_to_date": dg.MetadataValue.json(
+            {t["currency"]: format_money(t["cost_to_date"], t["currency"]) for t in totals}),
+        "unpriced_metrics": ", ".join(summary["unpriced_metrics"] or []) or "none",
+        "top_customers": dg.MetadataValue.md(_top_table(top)),
+    })
+
+
+def _top_table(top: list[dict]) -> str:
+    if not top:
+        return "_no priced usage in this period_"
+    lines = ["| tenant | customer | currency | cost to date | projected cost (estimate) |",
+             "|---|---|---|---:|---:|"]
+    for row in top:
+        projected = row["projected_cost"]
+        lines.append(
+            f"| {_cell(row['tenant_id'])} | {_cell(row['customer_ref'])} | {row['currency']} "
+            f"| {format_money(row['cost_to_date'], row['currency'])} "
+            f"| {format_money(projected, row['currency']) if projected is not None else '—'} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
