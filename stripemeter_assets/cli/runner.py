@@ -83,13 +83,6 @@ def save_cursor(instance: dg.DagsterInstance, name: str, cursor: str | None) -> 
         instance.run_storage.set_cursor_values({CURSOR_PREFIX + name: cursor})
 
 
-def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> list[dg.RunRequest]:
-    """One tick that advances the headless cursor at once."""
-    requests, cursor = tick_sensor(defs, instance, name)
-    save_cursor(instance, name, cursor)
-    return requests
-
-
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START):
         if entry.dagster_event and entry.dagster_event.pid:

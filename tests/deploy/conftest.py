@@ -19,6 +19,8 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from stripemeter_assets.cli.runner import save_cursor, tick_sensor
+
 from tests import REPO_ROOT
 
 DEPLOY_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
@@ -185,3 +187,10 @@ class Bucket:
 @pytest.fixture
 def bucket(s3_endpoint: str) -> Bucket:
     return Bucket(s3_endpoint)
+
+
+def evaluate_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> list[dg.RunRequest]:
+    """One headless tick of a sensor that advances its cursor at once."""
+    requests, cursor = tick_sensor(defs, instance, name)
+    save_cursor(instance, name, cursor)
+    return requests

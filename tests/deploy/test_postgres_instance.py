@@ -21,7 +21,8 @@ from dagster._core.instance.config import PoolGranularity
 
 from tests import REPO_ROOT
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.cli.runner import CURSOR_PREFIX, evaluate_sensor
+from tests.deploy.conftest import evaluate_sensor
+from stripemeter_assets.cli.runner import CURSOR_PREFIX
 from tests.conftest import event
 
 pytestmark = pytest.mark.postgres

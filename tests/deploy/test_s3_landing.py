@@ -20,10 +20,10 @@ from stripemeter_assets import settings
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.ledger import ingest_batch, list_ready_files
 from stripemeter_assets.ledger.landing import local_copy
-from stripemeter_assets.cli.runner import evaluate_sensor, execute_request
+from stripemeter_assets.cli.runner import execute_request
 from stripemeter_assets.warehouse import connect
 from tests.conftest import event
-from tests.deploy.conftest import Bucket
+from tests.deploy.conftest import Bucket, evaluate_sensor
 
 EVENTS = [
     event(quantity="5", ts="2025-03-10T10:00:00Z", idempotencyKey="k1"),
