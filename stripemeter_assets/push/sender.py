@@ -15,6 +15,7 @@ import queue
 import signal
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -108,6 +109,7 @@ class Sender:
             return Outcome(intent.identifier, "pending", note="not sent: no key of this intent's mode is configured")
         attempts = 0
         first: datetime | None = None
+        key = intent.identifier  # the idempotency key; the identifier never changes
         while True:
             self.pacer.acquire(intent.mode, "meter_events")
             attempts += 1
@@ -115,7 +117,7 @@ class Sender:
             try:
                 gateway.create_meter_event(identifier=intent.identifier, event_name=intent.event_name,
                                            timestamp=intent.event_ts, customer=intent.stripe_customer,
-                                           value=intent.value)
+                                           value=intent.value, idempotency_key=key)
                 note = None
             except AlreadyExists:
                 note = "Stripe already had this identifier"
@@ -131,6 +133,10 @@ class Sender:
                                    note=scrub(f"after {attempts} attempts: {exc}"))
                 with self._lock:
                     self.retries += 1
+                if exc.saved_server_error:
+                    # The 5xx is replayed for this key for 24 h; a fresh key
+                    # runs again and the identifier still dedupes.
+                    key = f"{intent.identifier}-{uuid.uuid4().hex[:16]}"
                 self.sleep(self.policy.delay(attempts))
                 continue
             _fault_after_send()

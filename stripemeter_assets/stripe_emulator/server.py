@@ -20,6 +20,7 @@ from typing import Any
 from . import hooks
 from .faults import FaultPlan, RateLimiter
 from .handlers import RequestHandler
+from .idempotency import KeysInFlight
 from .state import EmulatorState
 
 ALLOWED_HOST = "127.0.0.1"
@@ -52,6 +53,7 @@ class EmulatorServer:
         self.state = EmulatorState(now=hooks.parse_time(now))
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
+        self.keys_in_flight = KeysInFlight()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
