@@ -53,6 +53,12 @@ _ROUTES: list[tuple[str, re.Pattern[str], Endpoint]] = [
         lambda s, lm, ac, p, m: s.event_summaries(lm, ac, m["id"], p),
     ),
     ("POST", re.compile(r"/v1/billing/meter_events"), lambda s, lm, ac, p, m: s.create_meter_event(lm, ac, p)),
+    ("GET", re.compile(r"/v2/core/events"), lambda s, lm, ac, p, m: s.meter_errors.list(lm, ac, p, s.now())),
+    (
+        "GET",
+        re.compile(r"/v2/core/events/(?P<id>[^/]+)"),
+        lambda s, lm, ac, p, m: s.meter_errors.retrieve(lm, ac, m["id"], s.now()),
+    ),
     (
         "POST",
         re.compile(r"/v1/billing/meter_event_adjustments"),
@@ -69,7 +75,7 @@ def dispatch(state: EmulatorState, method: str, path: str, livemode: bool, accou
             return endpoint(state, livemode, account, params, groups)
     raise errors.invalid(
         f"Unrecognized request URL ({method}: {path}). This Stripe emulator implements customers, "
-        "billing meters, meter events, meter event adjustments and meter event summaries.",
+        "billing meters, meter events, meter event adjustments, meter event summaries and v2 events.",
         status=404,
     )
 
