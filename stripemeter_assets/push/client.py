@@ -98,6 +98,19 @@ class PushCallError(Exception):
         return self.status is not None and self.status >= 500
 
 
+@dataclass(frozen=True)
+class MeterInfo:
+    """A Stripe meter, as far as the push cares."""
+
+    id: str
+    event_name: str
+    status: str
+    formula: str
+    event_time_window: str | None
+    customer_key: str
+    value_key: str
+
+
 class AlreadyExists(Exception):
     """Stripe already has a meter event with this identifier: delivered."""
 
@@ -201,6 +214,30 @@ class Gateway:
         }
         self._call(self._client.v1.billing.meter_events.create, params,
                    {"idempotency_key": idempotency_key or identifier})
+
+    def meters(self) -> list[MeterInfo]:
+        """Every meter of the account, active or not (paged)."""
+        out: list[MeterInfo] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = self._call(self._client.v1.billing.meters.list, dict(params))
+            for m in page.data:
+                out.append(MeterInfo(m.id, m.event_name, m.status, m.default_aggregation.formula,
+                                     m.event_time_window, m.customer_mapping.event_payload_key,
+                                     m.value_settings.event_payload_key))
+            if not page.has_more or not page.data:
+                return out
+            params["starting_after"] = page.data[-1].id
+
+    def customer_exists(self, customer: str) -> bool:
+        """False for a customer Stripe does not know (404) or has deleted."""
+        try:
+            found = self._call(self._client.v1.customers.retrieve, customer)
+        except PushCallError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return not getattr(found, "deleted", False)
 
     def meter_id_for(self, event_name: str) -> str | None:
         """The active meter with this event name (one list call per page)."""

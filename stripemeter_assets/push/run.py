@@ -56,6 +56,8 @@ class PushReport:
     sent: int = 0                     # intents at least one call was made for
     acknowledged: int = 0
     failed: int = 0
+    refused_meter_config: int = 0     # checked before sending: the meter cannot bill this counter
+    refused_unknown_customer: int = 0 # checked before sending: Stripe has no such customer
     planned: int = 0
     refused_shadow: int = 0
     skipped_too_old: int = 0
@@ -82,6 +84,10 @@ class PushReport:
                 self.carry_forwards_pushed += intents[o.identifier].kind == "carry_forward"
             elif o.outcome == "failed":
                 self.failed += 1
+            elif o.outcome == "refused_meter_config":
+                self.refused_meter_config += 1
+            elif o.outcome == "refused_unknown_customer":
+                self.refused_unknown_customer += 1
             if o.outcome != "acknowledged" and o.note and len(self.errors) < MAX_ERRORS_REPORTED:
                 self.errors.append(scrub(f"{o.identifier}: {o.note}"))
 
@@ -89,10 +95,12 @@ class PushReport:
     def incomplete(self) -> bool:
         """Something billable is not (yet) in Stripe. Intents left pending
         count unless sending was switched off on purpose (`dry_run` option)."""
-        return self.failed > 0 or (self.pending_left > 0 and not self.dry_run_option)
+        return (self.failed > 0 or self.refused_meter_config > 0 or self.refused_unknown_customer > 0
+                or (self.pending_left > 0 and not self.dry_run_option))
 
     def summary(self) -> str:
-        return scrub(f"{self.pending_left} intent(s) left pending and {self.failed} failed; "
+        return scrub(f"{self.pending_left} intent(s) left pending, {self.failed} failed, "
+                     f"{self.refused_meter_config + self.refused_unknown_customer} refused before sending; "
                      f"first errors: {'; '.join(self.errors) or 'none'}")
 
     def metadata(self) -> dict[str, Any]:
@@ -105,6 +113,8 @@ class PushReport:
             "intents_acknowledged_by_reconciliation": self.reconciled,
             "intents_planned": self.planned,
             "intents_failed": self.failed,
+            "intents_refused_meter_config": self.refused_meter_config,
+            "intents_refused_unknown_customer": self.refused_unknown_customer,
             "intents_refused_shadow": self.refused_shadow,
             "intents_skipped_too_old": self.skipped_too_old,
             "intents_pending_left": self.pending_left,

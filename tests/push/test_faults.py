@@ -115,21 +115,6 @@ def test_a_still_failing_intent_stays_pending_fails_the_run_and_goes_first_next_
     assert push.stripe_total() == 9
 
 
-def test_a_refused_intent_is_failed_and_the_next_plan_pushes_again(push):
-    push.usage(5, customer="cus_NEW")  # not a customer on Stripe yet
-
-    push.run(expect_success=False)
-
-    assert _statuses(push) == ["failed"]
-    assert "No such customer" in push.pushes()[0]["last_error"]
-    push.emu.create_customer("cus_NEW")
-
-    push.run()
-
-    assert _statuses(push) == ["failed", "acknowledged"]
-    assert push.stripe_total(customer="cus_NEW") == 5
-
-
 def test_breaker_stops_sending_when_stripe_keeps_failing(push):
     for i in range(6):
         push.usage(1, customer=f"cus_{i}")
