@@ -64,7 +64,16 @@ class Config:
     max_clock_skew_hours: float = 1.0
     metrics: dict[str, MetricSpec] = field(default_factory=dict)
     stripe: dict[str, Any] = field(default_factory=dict)
+    # `stripe.summary_settle_minutes`: Stripe's meter event summaries are
+    # eventually consistent, so a summary is trusted only for pushes
+    # acknowledged at least this long before the read (DESIGN §4).
+    summary_settle_minutes: float = 60.0
+    auto_correct: bool = True  # reconciliation re-sends confirmed under-reports
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary_settle(self) -> timedelta:
+        return timedelta(minutes=self.summary_settle_minutes)
 
     def metric(self, name: str) -> MetricSpec:
         # Unknown metrics still land and count, with the default aggregation.
@@ -100,13 +109,19 @@ def parse_config(data: dict[str, Any] | None) -> Config:
     policy = data.get("close_policy", "carry_forward")
     if policy not in ("carry_forward", "hold"):
         raise ConfigError(f"close_policy: {policy!r} is not carry_forward or hold")
+    stripe = data.get("stripe") or {}
+    settle = float(stripe.get("summary_settle_minutes", 60))
+    if settle < 0:
+        raise ConfigError("stripe.summary_settle_minutes: must be >= 0")
     return Config(
         lateness_hours=float(data.get("lateness_hours", 48)),
         drift_epsilon=Decimal(str(data.get("drift_epsilon", "0.005"))),
         close_policy=policy,
         max_clock_skew_hours=float(data.get("max_clock_skew_hours", 1)),
         metrics=metrics,
-        stripe=data.get("stripe") or {},
+        stripe=stripe,
+        summary_settle_minutes=settle,
+        auto_correct=bool(data.get("auto_correct", True)),
         raw=data,
     )
 

@@ -12,7 +12,7 @@ from stripemeter_assets.partitions import period_partitions
 from stripemeter_assets.push.client import scrub
 from stripemeter_assets.push.pacing import Pacer, RetryPolicy
 from stripemeter_assets.reconcile import report
-from stripemeter_assets.reconcile.compare import DEFAULT_SETTLE_SECONDS, DRIFT
+from stripemeter_assets.reconcile.compare import DRIFT
 from stripemeter_assets.reconcile.run import ReconcileOptions, reconcile_period
 from stripemeter_assets.reconcile.stripe_totals import StripeTotals
 from stripemeter_assets.resources import WarehouseResource
@@ -21,19 +21,17 @@ from stripemeter_assets.resources.stripe import StripeResource
 
 class ReconcileConfig(dg.Config):
     """Unset fields fall back to the YAML config (`auto_correct`,
-    `reconcile_settle_seconds`), then to the defaults (true, 300 s)."""
+    `stripe.summary_settle_minutes`; defaults true, 60 min)."""
 
     auto_correct: bool | None = None
     settle_seconds: int | None = None
 
 
 def _options(config: ReconcileConfig, yaml_config: settings.Config) -> ReconcileOptions:
-    raw = yaml_config.raw
-    auto = config.auto_correct if config.auto_correct is not None else bool(raw.get("auto_correct", True))
-    settle = config.settle_seconds if config.settle_seconds is not None else int(
-        raw.get("reconcile_settle_seconds", DEFAULT_SETTLE_SECONDS))
-    return ReconcileOptions(epsilon=Decimal(yaml_config.drift_epsilon), settle=timedelta(seconds=settle),
-                            auto_correct=auto)
+    auto = config.auto_correct if config.auto_correct is not None else yaml_config.auto_correct
+    settle = (timedelta(seconds=config.settle_seconds) if config.settle_seconds is not None
+              else yaml_config.summary_settle)
+    return ReconcileOptions(epsilon=Decimal(yaml_config.drift_epsilon), settle=settle, auto_correct=auto)
 
 
 @dg.asset(

@@ -239,6 +239,27 @@ class Gateway:
             raise
         return not getattr(found, "deleted", False)
 
+    def error_reports(self, *, object_id: str | None = None, types: list[str] | None = None,
+                      created_from: str | None = None, pace: Any = lambda: None) -> list[Any]:
+        """Stripe's v2 events (newest first) for `object_id`, each retrieved
+        for its `data`: listed events are thin ("you must fetch the versioned
+        event from the API", https://docs.stripe.com/api/v2/events/event-types)."""
+        params: dict[str, Any] = {"limit": 100}
+        if object_id:
+            params["object_id"] = object_id
+        if types:
+            params["types"] = types
+        if created_from:
+            params["created"] = {"gte": created_from}
+        pace()
+        first = self._call(self._client.v2.core.events.list, params)
+        thin = self._call(lambda: list(first.auto_paging_iter()))  # follows next_page_url
+        full = []
+        for event in thin:
+            pace()
+            full.append(self._call(self._client.v2.core.events.retrieve, event.id))
+        return full
+
     def meter_id_for(self, event_name: str) -> str | None:
         """The active meter with this event name (one list call per page)."""
         page = self._call(self._client.v1.billing.meters.list, {"status": "active", "limit": 100})

@@ -12,7 +12,8 @@ So before a meter event is sent, what can be checked is checked, once per run:
   event per hour/day, which turns delta pushes into wrong totals);
 - the payload keys come from the meter (`customer_mapping.event_payload_key`,
   `value_settings.event_payload_key`) and are the ones the event is sent with;
-- the Stripe customer exists.
+- the Stripe customer exists (looked up unless a push to it was acknowledged
+  and no error report has called it unknown since).
 
 What fails is refused with its reason (`refused_meter_config`,
 `refused_unknown_customer`) and never sent.
@@ -70,6 +71,13 @@ class Preflight:
         self._lock = threading.Lock()
         self._meters: dict[int, dict[str, MeterInfo]] = {}
         self._customers: dict[tuple[int, str], bool] = {}
+        self._verified: set[tuple[str, str, str]] = set()
+
+    def trust(self, verified: set[tuple[str, str, str]]) -> None:
+        """(mode, account, customer) already known to Stripe: not looked up
+        again (10k customers would cost 10k reads a run); a later deletion is
+        caught by Stripe's error reports."""
+        self._verified = set(verified)
 
     def _meter(self, gateway: Gateway, event_name: str) -> MeterInfo | None:
         # Fetched under the lock: the workers share one look-up per gateway.
@@ -85,6 +93,8 @@ class Preflight:
             return meters.get(event_name)
 
     def _customer_exists(self, gateway: Gateway, customer: str) -> bool:
+        if (gateway.mode, gateway.account or "platform", customer) in self._verified:
+            return True
         with self._lock:
             known = self._customers.get((id(gateway), customer))
             if known is None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from stripemeter_assets.push.meter_errors import cause as error_cause
+
 OK = "ok"
 DRIFT = "drift"
 PENDING = "pending"
@@ -20,7 +22,7 @@ LATE_PENDING = "late_pending"
 STATUSES = (OK, DRIFT, PENDING, UNMAPPED, STRIPE_ERROR, LATE_PENDING)
 
 DEFAULT_EPSILON = Decimal("0.005")
-DEFAULT_SETTLE_SECONDS = 300
+DEFAULT_SETTLE = timedelta(minutes=60)  # stripe.summary_settle_minutes
 
 
 @dataclass
@@ -94,8 +96,8 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
     if row.stripe_error is not None:
         row.status, row.cause = STRIPE_ERROR, f"Stripe summaries call failed: {row.stripe_error}"
         return row
-    if row.latest_status == "failed" and row.pending_intents == 0:
-        row.status, row.cause = STRIPE_ERROR, f"Stripe rejected events: {row.failed_error or 'push failed'}"
+    if row.latest_status in NOT_IN_STRIPE and row.pending_intents == 0:
+        row.status, row.cause = STRIPE_ERROR, not_in_stripe_cause(row)
         return row
     if row.pending_intents:
         row.status, row.cause = PENDING, f"intents in flight: {row.pending_intents} push intent(s) not acknowledged yet"
@@ -120,6 +122,20 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
     if row.too_old:
         row.cause += "; the period is older than Stripe accepts (35 days), so it was not pushed"
     return row
+
+
+NOT_IN_STRIPE = ("failed", "rejected_by_stripe", "refused_meter_config", "refused_unknown_customer")
+
+
+def not_in_stripe_cause(row: Row) -> str:
+    error = row.failed_error or "no detail"
+    if row.latest_status == "rejected_by_stripe":
+        code = error.split(":", 1)[0]
+        return (f"Stripe dropped the latest push after answering 200: error report {code} ({error_cause(code)}); "
+                "not counted as pushed, pushed again once the cause is fixed")
+    if row.latest_status == "failed":
+        return f"Stripe rejected events: {error}"
+    return f"not sent ({row.latest_status}): {error}"
 
 
 def direction(row: Row) -> str:

@@ -33,6 +33,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], Endpoint]] = [
     ("POST", re.compile(r"/v1/customers"), lambda s, lm, ac, p, m: s.create_customer(lm, ac, p)),
     ("GET", re.compile(r"/v1/customers"), lambda s, lm, ac, p, m: s.list_customers(lm, ac, p)),
     ("GET", re.compile(r"/v1/customers/(?P<id>[^/]+)"), lambda s, lm, ac, p, m: s.get_customer(lm, ac, m["id"])),
+    (
+        "DELETE",
+        re.compile(r"/v1/customers/(?P<id>[^/]+)"),
+        lambda s, lm, ac, p, m: s.delete_customer(lm, ac, m["id"]),
+    ),
     ("POST", re.compile(r"/v1/billing/meters"), lambda s, lm, ac, p, m: s.create_meter(lm, ac, p)),
     ("GET", re.compile(r"/v1/billing/meters"), lambda s, lm, ac, p, m: s.list_meters(lm, ac, p)),
     ("GET", re.compile(r"/v1/billing/meters/(?P<id>[^/]+)"), lambda s, lm, ac, p, m: s.get_meter(lm, ac, m["id"])),

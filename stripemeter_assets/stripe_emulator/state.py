@@ -179,6 +179,7 @@ class ScopeStore:
     # customer's events instead of every event received.
     by_customer: dict[tuple[str, Any], list[MeterEvent]] = field(default_factory=dict)
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    deleted_customers: set[str] = field(default_factory=set)
 
 
 # ---------------------------------------------------------------- parameter helpers
@@ -371,15 +372,31 @@ class EmulatorState:
                 email=email,
                 metadata=dict(metadata or {}),
             )
-            self.scope(livemode, account).customers[customer_id] = customer
+            store = self.scope(livemode, account)
+            store.deleted_customers.discard(customer_id)
+            store.customers[customer_id] = customer
             return customer.to_json()
 
     def get_customer(self, livemode: bool, account: str | None, customer_id: str) -> dict[str, Any]:
         with self.lock:
-            customer = self.scope(livemode, account).customers.get(customer_id)
+            store = self.scope(livemode, account)
+            customer = store.customers.get(customer_id)
             if customer is None:
+                if customer_id in store.deleted_customers:
+                    return _deleted_customer(customer_id)
                 raise errors.no_such("customer", customer_id)
             return customer.to_json()
+
+    def delete_customer(self, livemode: bool, account: str | None, customer_id: str) -> dict[str, Any]:
+        """DELETE /v1/customers/{id}: a deleted customer is retrieved as
+        ``{"id", "object": "customer", "deleted": true}``
+        (https://docs.stripe.com/api/customers/delete); its meter events fail validation."""
+        with self.lock:
+            store = self.scope(livemode, account)
+            if store.customers.pop(customer_id, None) is None:
+                raise errors.no_such("customer", customer_id)
+            store.deleted_customers.add(customer_id)
+            return _deleted_customer(customer_id)
 
     def list_customers(self, livemode: bool, account: str | None, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -830,6 +847,10 @@ def _aggregate(meter: Meter, events: list[MeterEvent]) -> int:
         latest = max(events, key=lambda e: (e.timestamp, e.seq))
         return latest.value or 0
     return sum(e.value or 0 for e in events)
+
+
+def _deleted_customer(customer_id: str) -> dict[str, Any]:
+    return {"id": customer_id, "object": "customer", "deleted": True}
 
 
 def _summary_id(meter_id: str, customer: str, start: int, end: int) -> str:

@@ -150,3 +150,8 @@ def push(env, emu, monkeypatch) -> Push:
     p = Push(env, emu, monkeypatch)
     p.stripe_scope()
     return p
+
+
+def client_delete_customer(push: Push, customer: str, *, live: bool = False, account: str | None = None) -> None:
+    """Deletes a customer on Stripe, through the SDK."""
+    push.client(live=live, account=account).v1.customers.delete(customer)
