@@ -13,6 +13,7 @@ SELECT account, mode, tenant_id, customer_ref, metric,
            AS latest_status,
        arg_max(last_error, revision) FILTER (WHERE status IN ('failed', 'rejected_by_stripe', 'refused_meter_config',
                                                               'refused_unknown_customer')) AS last_error,
+       arg_max(last_error, revision) FILTER (WHERE status = 'rejected_by_stripe') AS rejected_error,
        count(*) FILTER (WHERE status = 'skipped_too_old') > 0 AS too_old,
        count(*) FILTER (WHERE status = 'planned') > 0 AS planned
 FROM stripe_pushes

@@ -51,6 +51,7 @@ class Row:
     last_acked_at: datetime | None = None
     latest_status: str | None = None
     failed_error: str | None = None
+    rejected_error: str | None = None  # the latest error report naming one of its intents
     too_old: bool = False
     late_pending: int = 0
     window_start: int | None = None
@@ -93,11 +94,11 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
             f"unmapped {what}: no Stripe {'meter for this (tenant, metric)' if what == 'meter' else 'customer for this customer_ref'}"
             " in the config's stripe: section; nothing is pushed")
         return row
-    if row.stripe_error is not None:
-        row.status, row.cause = STRIPE_ERROR, f"Stripe summaries call failed: {row.stripe_error}"
-        return row
     if row.latest_status in NOT_IN_STRIPE and row.pending_intents == 0:
         row.status, row.cause = STRIPE_ERROR, not_in_stripe_cause(row)
+        return row
+    if row.stripe_error is not None:
+        row.status, row.cause = STRIPE_ERROR, f"Stripe summaries call failed: {row.stripe_error}"
         return row
     if row.pending_intents:
         row.status, row.cause = PENDING, f"intents in flight: {row.pending_intents} push intent(s) not acknowledged yet"
@@ -129,13 +130,16 @@ NOT_IN_STRIPE = ("failed", "rejected_by_stripe", "refused_meter_config", "refuse
 
 def not_in_stripe_cause(row: Row) -> str:
     error = row.failed_error or "no detail"
-    if row.latest_status == "rejected_by_stripe":
-        code = error.split(":", 1)[0]
-        return (f"Stripe dropped the latest push after answering 200: error report {code} ({error_cause(code)}); "
-                "not counted as pushed, pushed again once the cause is fixed")
+    parts = []
+    if row.rejected_error:
+        code = row.rejected_error.split(":", 1)[0]
+        parts.append(f"Stripe dropped pushed usage after answering 200: error report {code} ({error_cause(code)}); "
+                     "not counted as pushed, pushed again once the cause is fixed")
     if row.latest_status == "failed":
-        return f"Stripe rejected events: {error}"
-    return f"not sent ({row.latest_status}): {error}"
+        parts.append(f"Stripe rejected events: {error}")
+    elif row.latest_status != "rejected_by_stripe":
+        parts.append(f"not sent ({row.latest_status}): {error}")
+    return "; ".join(parts)
 
 
 def direction(row: Row) -> str:

@@ -150,6 +150,7 @@ class _Reconciler:
             row.last_acked_at = p["last_acked_at"]
             row.latest_status = p["latest_status"]
             row.failed_error = p["last_error"]
+            row.rejected_error = p["rejected_error"]
             row.too_old = bool(p["too_old"])
         return row
 
