@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 AGGREGATIONS = ("sum", "count", "max", "last")
 DEFAULT_PRE_INVOICE_CRON = "0 6 * * *"
-DEFAULT_RECONCILE_SETTLE_SECONDS = 300
 DEFAULT_LANDING_SETTLE_SECONDS = 2.0
 DEFAULT_MEMORY_LIMIT = "2GB"
 # Stripe keys: DESIGN §4 names; the original StripeMeter's names are accepted as the same keys.
@@ -141,8 +140,15 @@ class Config:
     prices: Mapping[str, Any] = field(default_factory=dict)
     prices_by_tenant: Mapping[str, Any] = field(default_factory=dict)
     pre_invoice_cron: str = DEFAULT_PRE_INVOICE_CRON
-    auto_correct: bool = True
-    reconcile_settle_seconds: int = DEFAULT_RECONCILE_SETTLE_SECONDS
+    # `stripe.summary_settle_minutes`: Stripe's meter event summaries are
+    # eventually consistent, so a summary is trusted only for pushes
+    # acknowledged at least this long before the read (DESIGN §4).
+    summary_settle_minutes: float = 60.0
+    auto_correct: bool = True  # reconciliation re-sends confirmed under-reports
+
+    @property
+    def summary_settle(self) -> timedelta:
+        return timedelta(minutes=self.summary_settle_minutes)
 
     def metric(self, name: str) -> MetricSpec:
         # Unknown metrics still land and count, with the default aggregation.
@@ -184,6 +190,9 @@ def parse_config(data: dict[str, Any] | None) -> Config:
     policy = data.get("close_policy", "carry_forward")
     if policy not in ("carry_forward", "hold"):
         raise ConfigError(f"close_policy: {policy!r} is not carry_forward or hold")
+    settle = float((data.get("stripe") or {}).get("summary_settle_minutes", 60))
+    if settle < 0:
+        raise ConfigError("stripe.summary_settle_minutes: must be >= 0")
     return Config(
         lateness_hours=float(data.get("lateness_hours", 48)),
         drift_epsilon=Decimal(str(data.get("drift_epsilon", "0.005"))),
@@ -194,8 +203,8 @@ def parse_config(data: dict[str, Any] | None) -> Config:
         prices=data.get("prices") or {},
         prices_by_tenant=data.get("prices_by_tenant") or {},
         pre_invoice_cron=str(data.get("pre_invoice_cron") or DEFAULT_PRE_INVOICE_CRON),
+        summary_settle_minutes=settle,
         auto_correct=bool(data.get("auto_correct", True)),
-        reconcile_settle_seconds=int(data.get("reconcile_settle_seconds", DEFAULT_RECONCILE_SETTLE_SECONDS)),
     )
 
 

@@ -1,8 +1,9 @@
 -- Steps 3/4 of the push protocol, in one transaction, from the TEMP table
 -- push_outcomes(identifier, outcome, attempts, sent_at, acked_at, note):
 -- outcome acknowledged (Stripe accepted the event or already had it),
--- failed (Stripe refused it for good) or pending (not delivered yet: sent
--- again, with the same identifier, next run).
+-- failed (Stripe refused it for good), refused_meter_config /
+-- refused_unknown_customer (checked before sending, never sent) or pending
+-- (not delivered yet: sent again, with the same identifier, next run).
 -- Only intents still pending move, so an outcome never counts twice.
 CREATE OR REPLACE TEMP TABLE acked_now AS
 SELECT p.*, o.acked_at AS ack_time
@@ -35,7 +36,8 @@ WHERE a.status = 'open' AND a.tenant_id = n.tenant_id AND a.metric = n.metric AN
   AND a.origin_period = n.origin_period AND a.recorded_at = n.recorded_at AND a.run_id = n.run_id;
 
 UPDATE stripe_pushes p
-SET status = CASE o.outcome WHEN 'acknowledged' THEN 'acknowledged' WHEN 'failed' THEN 'failed' ELSE 'pending' END,
+SET status = CASE WHEN o.outcome IN ('acknowledged', 'failed', 'refused_meter_config', 'refused_unknown_customer')
+                  THEN o.outcome ELSE 'pending' END,
     attempts = p.attempts + o.attempts,
     sent_at = coalesce(p.sent_at, o.sent_at),
     acked_at = CASE WHEN o.outcome = 'acknowledged' THEN o.acked_at ELSE p.acked_at END,

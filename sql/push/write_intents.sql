@@ -4,11 +4,12 @@
 -- adjustments worth less than one scaled unit: nothing to send).
 -- Params: $periods (TIMESTAMP[], the periods planned), $now.
 
--- Non-binding intents (planned, skipped_too_old, refused_shadow) only ever
--- describe the latest plan: replace those of what is being planned again.
+-- Non-binding intents (planned, skipped_too_old, refused_shadow, and the
+-- refused_meter_config / refused_unknown_customer ones, never sent) only
+-- ever describe the latest plan: replace those of what is being planned again.
 CREATE OR REPLACE TEMP TABLE replaced_intents AS
 SELECT identifier FROM stripe_pushes
-WHERE status IN ('planned', 'skipped_too_old', 'refused_shadow')
+WHERE status IN ('planned', 'skipped_too_old', 'refused_shadow', 'refused_meter_config', 'refused_unknown_customer')
   AND (kind = 'carry_forward'
        OR period_start IN (SELECT unnest($periods::TIMESTAMP[]))
        OR identifier IN (SELECT identifier FROM new_intents));

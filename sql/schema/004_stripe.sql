@@ -15,7 +15,12 @@
 --   acknowledged (Stripe accepted it, or already had it) | failed (Stripe
 --   refused it for good, e.g. unknown customer, a later plan re-pushes) |
 --   skipped_too_old (the period is older than Stripe accepts, reported) |
---   refused_shadow (shadow mapping without a test-mode key, fail closed).
+--   refused_shadow (shadow mapping without a test-mode key, fail closed) |
+--   refused_meter_config (the Stripe meter is missing, inactive, has the wrong
+--   formula or an event_time_window: never sent) | refused_unknown_customer
+--   (the Stripe customer does not exist: never sent) | rejected_by_stripe
+--   (acknowledged with 200, then named in one of Stripe's meter error
+--   reports: no longer counted as pushed, last_error holds the code).
 CREATE TABLE IF NOT EXISTS stripe_pushes (
     identifier      VARCHAR NOT NULL,
     account         VARCHAR NOT NULL,   -- acct_… (Connect) or 'platform'

@@ -22,6 +22,7 @@ API_BASE_ENV = "STRIPE_API_BASE"
 # matched greedily so a whole key goes even when it carries odd characters.
 _KEY_PATTERN = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[^\s'\"<>,;)\]}]*|\bwhsec_[^\s'\"<>,;)\]}]*")
 _ALREADY_EXISTS = "An event already exists with identifier"
+IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
 
 
 def scrub(text: object) -> str:
@@ -73,14 +74,41 @@ def read_key(shadow: bool) -> str | None:
 
 class PushCallError(Exception):
     """A Stripe call that did not succeed; `message` is scrubbed. kind:
-    retryable (429, 5xx, connection), fatal (Stripe refused this request for
-    good), abort (the key or account is refused: stop sending)."""
+    retryable (429, 5xx, connection, a 409 for a key still in use), fatal
+    (Stripe refused this request for good), abort (the key or account is
+    refused: stop sending to that account)."""
 
     def __init__(self, kind: str, message: str, status: int | None = None, code: str | None = None):
         super().__init__(scrub(message))
         self.kind = kind
         self.status = status
         self.code = code
+
+    @property
+    def key_in_use(self) -> bool:
+        """The same idempotency key is still being processed: the first
+        request may yet succeed, so only the same key may be retried."""
+        return self.status == 409 and self.code == IDEMPOTENCY_KEY_IN_USE
+
+    @property
+    def saved_server_error(self) -> bool:
+        """Stripe saves a 5xx under the idempotency key and replays it for
+        24 h (https://docs.stripe.com/api/idempotent_requests): a retry needs
+        a fresh key (the event identifier still dedupes)."""
+        return self.status is not None and self.status >= 500
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    """A Stripe meter, as far as the push cares."""
+
+    id: str
+    event_name: str
+    status: str
+    formula: str
+    event_time_window: str | None
+    customer_key: str
+    value_key: str
 
 
 class AlreadyExists(Exception):
@@ -89,7 +117,9 @@ class AlreadyExists(Exception):
 
 def classify(exc: stripe.StripeError) -> PushCallError | AlreadyExists:
     status = getattr(exc, "http_status", None)
-    code = getattr(exc, "code", None)
+    # stripe-python 16 raises a v1 409 as APIError with `code` unset; the code
+    # is only in the error object (`_api_requestor.specific_v1_api_error`).
+    code = getattr(exc, "code", None) or getattr(getattr(exc, "error", None), "code", None)
     text = f"{type(exc).__name__}: {exc.user_message or ''}".strip()
     if isinstance(exc, stripe.InvalidRequestError) and (exc.user_message or "").startswith(_ALREADY_EXISTS):
         return AlreadyExists()
@@ -97,7 +127,7 @@ def classify(exc: stripe.StripeError) -> PushCallError | AlreadyExists:
         return PushCallError("retryable", text, status, code)
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PushCallError("abort", text, status, code)
-    if isinstance(exc, stripe.IdempotencyError) and status == 409:  # same key still in flight
+    if status == 409 and code == IDEMPOTENCY_KEY_IN_USE:  # matched on status and code, whatever the class
         return PushCallError("retryable", text, status, code)
     if status is not None and (status >= 500 or status == 429):
         return PushCallError("retryable", text, status, code)
@@ -172,14 +202,63 @@ class Gateway:
         raise outcome  # outside the except block: no chained SDK exception
 
     def create_meter_event(self, *, identifier: str, event_name: str, timestamp: int, customer: str,
-                           value: int) -> None:
+                           value: int, idempotency_key: str | None = None,
+                           customer_key: str = "stripe_customer_id", value_key: str = "value") -> None:
+        """`customer_key`/`value_key`: the meter's `customer_mapping` and
+        `value_settings` payload keys."""
         params = {
             "event_name": event_name,
             "identifier": identifier,
             "timestamp": timestamp,
-            "payload": {"stripe_customer_id": customer, "value": str(value)},
+            "payload": {customer_key: customer, value_key: str(value)},
         }
-        self._call(self._client.v1.billing.meter_events.create, params, {"idempotency_key": identifier})
+        self._call(self._client.v1.billing.meter_events.create, params,
+                   {"idempotency_key": idempotency_key or identifier})
+
+    def meters(self) -> list[MeterInfo]:
+        """Every meter of the account, active or not (paged)."""
+        out: list[MeterInfo] = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = self._call(self._client.v1.billing.meters.list, dict(params))
+            for m in page.data:
+                out.append(MeterInfo(m.id, m.event_name, m.status, m.default_aggregation.formula,
+                                     m.event_time_window, m.customer_mapping.event_payload_key,
+                                     m.value_settings.event_payload_key))
+            if not page.has_more or not page.data:
+                return out
+            params["starting_after"] = page.data[-1].id
+
+    def customer_exists(self, customer: str) -> bool:
+        """False for a customer Stripe does not know (404) or has deleted."""
+        try:
+            found = self._call(self._client.v1.customers.retrieve, customer)
+        except PushCallError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return not getattr(found, "deleted", False)
+
+    def error_reports(self, *, object_id: str | None = None, types: list[str] | None = None,
+                      created_from: str | None = None, pace: Any = lambda: None) -> list[Any]:
+        """Stripe's v2 events (newest first) for `object_id`, each retrieved
+        for its `data`: listed events are thin ("you must fetch the versioned
+        event from the API", https://docs.stripe.com/api/v2/events/event-types)."""
+        params: dict[str, Any] = {"limit": 100}
+        if object_id:
+            params["object_id"] = object_id
+        if types:
+            params["types"] = types
+        if created_from:
+            params["created"] = {"gte": created_from}
+        pace()
+        first = self._call(self._client.v2.core.events.list, params)
+        thin = self._call(lambda: list(first.auto_paging_iter()))  # follows next_page_url
+        full = []
+        for event in thin:
+            pace()
+            full.append(self._call(self._client.v2.core.events.retrieve, event.id))
+        return full
 
     def meter_id_for(self, event_name: str) -> str | None:
         """The active meter with this event name (one list call per page)."""

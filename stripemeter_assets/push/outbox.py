@@ -143,10 +143,16 @@ def record_outcomes(conn: duckdb.DuckDBPyConnection, outcomes: Iterable[Outcome]
 
 
 def acked_in_window(conn: duckdb.DuckDBPyConnection, *, mode: str, account: str, stripe_customer: str,
-                    event_name: str, start_ts: int, end_ts: int) -> tuple[int, int | None]:
+                    event_name: str, start_ts: int, end_ts: int) -> tuple[int, datetime | None]:
+    """(Σ acknowledged values, when the latest was acknowledged) of one Stripe window."""
     [row] = query(conn, "push/acked_in_window.sql", mode=mode, account=account, stripe_customer=stripe_customer,
                   event_name=event_name, start_ts=start_ts, end_ts=end_ts)
-    return row["acked_sum"], row["acked_last"]
+    return row["acked_sum"], row["last_acked_at"]
+
+
+def verified_customers(conn: duckdb.DuckDBPyConnection) -> set[tuple[str, str, str]]:
+    """(mode, account, stripe_customer) Stripe is known to have."""
+    return {(r["mode"], r["account"], r["stripe_customer"]) for r in query(conn, "push/verified_customers.sql")}
 
 
 def count_pending(conn: duckdb.DuckDBPyConnection) -> int:

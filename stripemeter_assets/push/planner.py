@@ -38,7 +38,7 @@ IDENTIFIER_PREFIX = "smp_"
 # Statuses that bind (the intent was, or may have been, sent) and those a
 # later plan simply replaces.
 BINDING = ("pending", "acknowledged", "failed")
-NON_BINDING = ("planned", "skipped_too_old", "refused_shadow")
+NON_BINDING = ("planned", "skipped_too_old", "refused_shadow", "refused_meter_config", "refused_unknown_customer")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """One push run (DESIGN §4), in protocol order:
 
+0. Stripe's meter error reports are pulled and applied (`meter_errors`):
+   intents Stripe dropped after its 200 stop counting as pushed;
 1. intents still `pending` from earlier runs are sent again first, with
    their own identifiers; those older than 23 h are first checked against
    Stripe's event summaries (Stripe forgets identifiers after 24 h, so a
@@ -22,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from stripemeter_assets.push import outbox, planner
+from stripemeter_assets.push import meter_errors, outbox, planner
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, PushCallError, scrub
 from stripemeter_assets.push.mapping import StripeMapping
 from stripemeter_assets.push.outbox import Outcome
@@ -56,6 +58,8 @@ class PushReport:
     sent: int = 0                     # intents at least one call was made for
     acknowledged: int = 0
     failed: int = 0
+    refused_meter_config: int = 0     # checked before sending: the meter cannot bill this counter
+    refused_unknown_customer: int = 0 # checked before sending: Stripe has no such customer
     planned: int = 0
     refused_shadow: int = 0
     skipped_too_old: int = 0
@@ -66,6 +70,9 @@ class PushReport:
     carry_forwards_unmapped: int = 0
     carry_forwards_not_summable: int = 0
     unmapped: list[tuple[str, str, str]] = field(default_factory=list)
+    error_reports: int = 0            # Stripe meter error reports pulled in this run
+    rejected_by_stripe: int = 0       # intents Stripe's reports named: no longer counted as pushed
+    under_verification: int = 0       # intents of a window whose report did not name every failure
     stripe_calls: int = 0
     retries: int = 0
     shadow: str = "no shadow mappings"
@@ -82,6 +89,10 @@ class PushReport:
                 self.carry_forwards_pushed += intents[o.identifier].kind == "carry_forward"
             elif o.outcome == "failed":
                 self.failed += 1
+            elif o.outcome == "refused_meter_config":
+                self.refused_meter_config += 1
+            elif o.outcome == "refused_unknown_customer":
+                self.refused_unknown_customer += 1
             if o.outcome != "acknowledged" and o.note and len(self.errors) < MAX_ERRORS_REPORTED:
                 self.errors.append(scrub(f"{o.identifier}: {o.note}"))
 
@@ -89,10 +100,12 @@ class PushReport:
     def incomplete(self) -> bool:
         """Something billable is not (yet) in Stripe. Intents left pending
         count unless sending was switched off on purpose (`dry_run` option)."""
-        return self.failed > 0 or (self.pending_left > 0 and not self.dry_run_option)
+        return (self.failed > 0 or self.refused_meter_config > 0 or self.refused_unknown_customer > 0
+                or (self.pending_left > 0 and not self.dry_run_option))
 
     def summary(self) -> str:
-        return scrub(f"{self.pending_left} intent(s) left pending and {self.failed} failed; "
+        return scrub(f"{self.pending_left} intent(s) left pending, {self.failed} failed, "
+                     f"{self.refused_meter_config + self.refused_unknown_customer} refused before sending; "
                      f"first errors: {'; '.join(self.errors) or 'none'}")
 
     def metadata(self) -> dict[str, Any]:
@@ -105,10 +118,15 @@ class PushReport:
             "intents_acknowledged_by_reconciliation": self.reconciled,
             "intents_planned": self.planned,
             "intents_failed": self.failed,
+            "intents_refused_meter_config": self.refused_meter_config,
+            "intents_refused_unknown_customer": self.refused_unknown_customer,
             "intents_refused_shadow": self.refused_shadow,
             "intents_skipped_too_old": self.skipped_too_old,
             "intents_pending_left": self.pending_left,
             "counters_deferred": self.deferred,
+            "stripe_error_reports": self.error_reports,
+            "intents_rejected_by_stripe": self.rejected_by_stripe,
+            "intents_under_verification": self.under_verification,
             "stripe_calls": self.stripe_calls,
             "retries": self.retries,
             "unmapped_counters": len(self.unmapped),
@@ -122,10 +140,15 @@ class PushReport:
         }
 
 
+class NotSettled(Exception):
+    """Stripe's summary for a window cannot be trusted yet."""
+
+
 class _Run:
     def __init__(self, conn: duckdb.DuckDBPyConnection, gateways: GatewayFactory, options: PushOptions,
-                 now: datetime, log: logging.Logger | Any):
+                 now: datetime, log: logging.Logger | Any, settle: timedelta):
         self.conn = conn
+        self.settle = settle
         self.gateways = gateways
         self.options = options
         self.now = naive(now)
@@ -147,6 +170,19 @@ class _Run:
             self.intents[i.identifier] = i
         if intents:
             self.sender.send(intents, self.store)
+
+    # -- step 0 -------------------------------------------------------------
+    def pull_error_reports(self) -> None:
+        """What Stripe reported about events it had answered 200 for, before
+        anything is re-sent or planned (rejected intents are planned again)."""
+        pulled = meter_errors.pull_error_reports(self.conn, self.gateways, self.pacer, self.now)
+        self.report.error_reports = pulled.reports
+        self.report.rejected_by_stripe = pulled.rejected
+        self.report.under_verification = pulled.verifying
+        self.report.errors.extend(pulled.failures[:MAX_ERRORS_REPORTED])
+        if pulled.rejected or pulled.verifying:
+            self.log.warning(f"stripe_push: Stripe's error reports rejected {pulled.rejected} acknowledged "
+                             f"intent(s) and put {pulled.verifying} under verification")
 
     # -- step 1 -------------------------------------------------------------
     def resend_pending(self) -> None:
@@ -178,8 +214,18 @@ class _Run:
             if not old_here:
                 keep.extend(group)
                 continue
+            if len(old_here) < len(group):
+                # Younger intents are re-sent now (their identifiers dedupe); the
+                # old ones are checked once those are acknowledged and settled.
+                checked += [Outcome(i.identifier, "pending", note="not re-sent: waiting for younger intents of its "
+                                    "window to be acknowledged before reading Stripe's summary") for i in old_here]
+                keep.extend(i for i in group if i.identifier not in old)
+                continue
             try:
                 delivered = self._delivered(group, old_here)
+            except NotSettled as exc:
+                checked += [Outcome(i.identifier, "pending", note=f"not re-sent: {exc}") for i in old_here]
+                continue
             except PushCallError as exc:
                 checked += [Outcome(i.identifier, "pending", note=f"not re-sent: could not check Stripe: {exc}")
                             for i in old_here]
@@ -216,11 +262,16 @@ class _Run:
         if meter_id is None:
             raise PushCallError("fatal", f"no active meter for event_name {first.event_name!r}")
         start, end = planner.period_window(first.period_start)
+        acked_sum, last_acked = outbox.acked_in_window(self.conn, mode=first.mode, account=first.account,
+                                                       stripe_customer=first.stripe_customer,
+                                                       event_name=first.event_name, start_ts=epoch(start),
+                                                       end_ts=epoch(end))
+        if last_acked is not None and self.now - naive(last_acked) < self.settle:
+            # A lagging summary would make delivered usage look missing.
+            raise NotSettled(f"Stripe's summary is trusted only {self.settle} after the window's latest "
+                             f"acknowledgement ({last_acked:%Y-%m-%d %H:%M} UTC)")
         self.pacer.acquire(first.mode, "general")
         stripe_total = gateway.summary_total(meter_id, first.stripe_customer, epoch(start), epoch(end))
-        acked_sum, _ = outbox.acked_in_window(self.conn, mode=first.mode, account=first.account,
-                                              stripe_customer=first.stripe_customer, event_name=first.event_name,
-                                              start_ts=epoch(start), end_ts=epoch(end))
         if first.meter_formula == "last":
             latest = max(group, key=lambda i: (i.event_ts, i.revision))
             # The latest value being there settles every earlier one as well.
@@ -302,13 +353,15 @@ def run_push(conn: duckdb.DuckDBPyConnection, *, config: Config, periods: list[d
     report (the caller fails the run when `report.incomplete`)."""
     mapping = config.stripe
     dry_run = options.dry_run or not keys.primary_present
-    run = _Run(conn, gateways, options, now, log)
+    run = _Run(conn, gateways, options, now, log, config.summary_settle)
     run.report.dry_run = dry_run
     run.report.dry_run_option = options.dry_run
     run.report.shadow = shadow_status(mapping, keys)
     run.report.modes = sorted({m for m in (keys.primary_mode if keys.primary_present else None,
                                            "test" if keys.test_present else None) if m})
     if not options.dry_run:
+        run.pull_error_reports()
+        run.sender.preflight.trust(outbox.verified_customers(conn))
         run.resend_pending()
     run.plan_and_send(config, mapping, keys, periods, run_id)
     run.report.pending_left = outbox.count_pending(conn)

@@ -15,6 +15,7 @@ import queue
 import signal
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from datetime import datetime
 
 from stripemeter_assets import settings
 from stripemeter_assets.push.client import AlreadyExists, Gateway, PushCallError, scrub
+from stripemeter_assets.push.meter_check import Preflight, Refusal
 from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
 from stripemeter_assets.push.planner import Intent
@@ -53,6 +55,7 @@ class Sender:
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self.retries = 0
+        self.preflight = Preflight(lambda gateway: self.pacer.acquire(gateway.mode, "general"))
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -106,8 +109,19 @@ class Sender:
         gateway = self.gateway_for(intent.mode, intent.stripe_account, intent.shadow)
         if gateway is None:
             return Outcome(intent.identifier, "pending", note="not sent: no key of this intent's mode is configured")
+        try:
+            verdict = self.preflight.check(gateway, event_name=intent.event_name, formula=intent.meter_formula,
+                                           meter_id=intent.meter_id, customer=intent.stripe_customer)
+        except PushCallError as exc:
+            if exc.kind == "abort":
+                self.breaker.trip(str(exc))
+            return Outcome(intent.identifier, "pending", note=scrub(f"not sent: could not check the meter and "
+                                                                     f"customer: {exc}"))
+        if isinstance(verdict, Refusal):
+            return Outcome(intent.identifier, verdict.status, note=verdict.reason)
         attempts = 0
         first: datetime | None = None
+        key = intent.identifier  # the idempotency key; the identifier never changes
         while True:
             self.pacer.acquire(intent.mode, "meter_events")
             attempts += 1
@@ -115,7 +129,8 @@ class Sender:
             try:
                 gateway.create_meter_event(identifier=intent.identifier, event_name=intent.event_name,
                                            timestamp=intent.event_ts, customer=intent.stripe_customer,
-                                           value=intent.value)
+                                           value=intent.value, idempotency_key=key,
+                                           customer_key=verdict.customer_key, value_key=verdict.value_key)
                 note = None
             except AlreadyExists:
                 note = "Stripe already had this identifier"
@@ -131,6 +146,10 @@ class Sender:
                                    note=scrub(f"after {attempts} attempts: {exc}"))
                 with self._lock:
                     self.retries += 1
+                if exc.saved_server_error:
+                    # The 5xx is replayed for this key for 24 h; a fresh key
+                    # runs again and the identifier still dedupes.
+                    key = f"{intent.identifier}-{uuid.uuid4().hex[:16]}"
                 self.sleep(self.policy.delay(attempts))
                 continue
             _fault_after_send()

@@ -7,10 +7,9 @@ from decimal import Decimal
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.counters.recompute import month_starts
-from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.partitions import month_starts, period_partitions
 from stripemeter_assets.push.client import scrub
-from stripemeter_assets.push.pacing import Pacer, RetryPolicy
+from stripemeter_assets.push.pacing import Pacer
 from stripemeter_assets.reconcile import report
 from stripemeter_assets.reconcile.compare import DRIFT
 from stripemeter_assets.reconcile.run import ReconcileOptions, reconcile_period
@@ -20,7 +19,7 @@ from stripemeter_assets.resources import StripeResource, WarehouseResource
 
 class ReconcileConfig(dg.Config):
     """Unset fields fall back to the YAML config (`auto_correct`,
-    `reconcile_settle_seconds`), then to the defaults (true, 300 s)."""
+    `stripe.summary_settle_minutes`; defaults true, 60 min)."""
 
     auto_correct: bool | None = None
     settle_seconds: int | None = None
@@ -28,9 +27,9 @@ class ReconcileConfig(dg.Config):
 
 def _options(config: ReconcileConfig, yaml_config: settings.Config) -> ReconcileOptions:
     auto = config.auto_correct if config.auto_correct is not None else yaml_config.auto_correct
-    settle = config.settle_seconds if config.settle_seconds is not None else yaml_config.reconcile_settle_seconds
-    return ReconcileOptions(epsilon=Decimal(yaml_config.drift_epsilon), settle=timedelta(seconds=settle),
-                            auto_correct=auto)
+    settle = (timedelta(seconds=config.settle_seconds) if config.settle_seconds is not None
+              else yaml_config.summary_settle)
+    return ReconcileOptions(epsilon=Decimal(yaml_config.drift_epsilon), settle=settle, auto_correct=auto)
 
 
 @dg.asset(

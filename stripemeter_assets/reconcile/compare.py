@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from stripemeter_assets.push.meter_errors import cause as error_cause
+
 OK = "ok"
 DRIFT = "drift"
 PENDING = "pending"
@@ -20,7 +22,7 @@ LATE_PENDING = "late_pending"
 STATUSES = (OK, DRIFT, PENDING, UNMAPPED, STRIPE_ERROR, LATE_PENDING)
 
 DEFAULT_EPSILON = Decimal("0.005")
-DEFAULT_SETTLE_SECONDS = 300
+DEFAULT_SETTLE = timedelta(minutes=60)  # stripe.summary_settle_minutes
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Row:
     last_acked_at: datetime | None = None
     latest_status: str | None = None
     failed_error: str | None = None
+    rejected_error: str | None = None  # the latest error report naming one of its intents
     too_old: bool = False
     late_pending: int = 0
     window_start: int | None = None
@@ -91,11 +94,11 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
             f"unmapped {what}: no Stripe {'meter for this (tenant, metric)' if what == 'meter' else 'customer for this customer_ref'}"
             " in the config's stripe: section; nothing is pushed")
         return row
+    if row.latest_status in NOT_IN_STRIPE and row.pending_intents == 0:
+        row.status, row.cause = STRIPE_ERROR, not_in_stripe_cause(row)
+        return row
     if row.stripe_error is not None:
         row.status, row.cause = STRIPE_ERROR, f"Stripe summaries call failed: {row.stripe_error}"
-        return row
-    if row.latest_status == "failed" and row.pending_intents == 0:
-        row.status, row.cause = STRIPE_ERROR, f"Stripe rejected events: {row.failed_error or 'push failed'}"
         return row
     if row.pending_intents:
         row.status, row.cause = PENDING, f"intents in flight: {row.pending_intents} push intent(s) not acknowledged yet"
@@ -120,6 +123,23 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
     if row.too_old:
         row.cause += "; the period is older than Stripe accepts (35 days), so it was not pushed"
     return row
+
+
+NOT_IN_STRIPE = ("failed", "rejected_by_stripe", "refused_meter_config", "refused_unknown_customer")
+
+
+def not_in_stripe_cause(row: Row) -> str:
+    error = row.failed_error or "no detail"
+    parts = []
+    if row.rejected_error:
+        code = row.rejected_error.split(":", 1)[0]
+        parts.append(f"Stripe dropped pushed usage after answering 200: error report {code} ({error_cause(code)}); "
+                     "not counted as pushed, pushed again once the cause is fixed")
+    if row.latest_status == "failed":
+        parts.append(f"Stripe rejected events: {error}")
+    elif row.latest_status != "rejected_by_stripe":
+        parts.append(f"not sent ({row.latest_status}): {error}")
+    return "; ".join(parts)
 
 
 def direction(row: Row) -> str:

@@ -43,7 +43,7 @@ from stripemeter_assets.warehouse import query, run_script, transaction
 @dataclass(frozen=True)
 class ReconcileOptions:
     epsilon: Decimal = compare.DEFAULT_EPSILON
-    settle: timedelta = timedelta(seconds=compare.DEFAULT_SETTLE_SECONDS)
+    settle: timedelta = compare.DEFAULT_SETTLE
     auto_correct: bool = True
 
 
@@ -69,6 +69,11 @@ _ROW_SCHEMA = pa.schema([
     ("relative_drift", pa.decimal128(38, 9)), ("status", pa.string()), ("cause", pa.string()),
     ("corrected", pa.bool_()), ("window_start", pa.int64()), ("window_end", pa.int64()), ("run_id", pa.string()),
     ("checked_at", pa.timestamp("us")),
+])
+_READ_SCHEMA = pa.schema([
+    ("account", pa.string()), ("mode", pa.string()), ("tenant_id", pa.string()), ("customer_ref", pa.string()),
+    ("metric", pa.string()), ("period_start", pa.timestamp("us")), ("stripe_total", pa.int64()),
+    ("read_at", pa.timestamp("us")),
 ])
 _Q = Decimal("0.000000001")
 
@@ -145,6 +150,7 @@ class _Reconciler:
             row.last_acked_at = p["last_acked_at"]
             row.latest_status = p["latest_status"]
             row.failed_error = p["last_error"]
+            row.rejected_error = p["rejected_error"]
             row.too_old = bool(p["too_old"])
         return row
 
@@ -164,6 +170,36 @@ class _Reconciler:
 
     def classify(self, row: Row) -> Row:
         return compare.classify(row, epsilon=self.options.epsilon, now=self.now, settle=self.options.settle)
+
+    # -- eventual consistency -------------------------------------------------
+    def confirmed(self, row: Row) -> bool:
+        """An under-report counts only when a read at least the settle delay
+        earlier saw the same Stripe total; until then the row is pending."""
+        earlier = query(self.conn, "reconcile/earlier_read.sql", account=row.account, mode=row.mode,
+                        tenant_id=row.tenant_id, customer_ref=row.customer_ref, metric=row.metric,
+                        period_start=row.period_start, before=self.now - self.options.settle)
+        if earlier and earlier[0]["stripe_total"] == row.stripe_total:
+            row.cause += (f"; confirmed by the read of {earlier[0]['read_at']:%Y-%m-%d %H:%M} UTC "
+                          f"(Stripe's summaries are eventually consistent)")
+            return True
+        minutes = int(self.options.settle.total_seconds() // 60)
+        row.status = compare.PENDING
+        row.cause = (f"{compare.direction(row)}; not trusted yet: Stripe's summaries are eventually consistent, "
+                     f"so it is re-sent only when a read at least {minutes} min later agrees")
+        return False
+
+    def record_reads(self, rows: list[Row]) -> None:
+        reads = [{"account": r.account, "mode": r.mode, "tenant_id": r.tenant_id, "customer_ref": r.customer_ref,
+                  "metric": r.metric, "period_start": r.period_start, "stripe_total": r.stripe_total,
+                  "read_at": self.now} for r in rows if r.mapped and r.stripe_total is not None]
+        table = pa.Table.from_pylist(reads, schema=_READ_SCHEMA)
+        self.conn.register("_summary_reads_arrow", table)
+        try:
+            with transaction(self.conn):
+                self.conn.execute("CREATE OR REPLACE TEMP TABLE summary_reads AS SELECT * FROM _summary_reads_arrow")
+                run_script(self.conn, "reconcile/summary_reads.sql", now=self.now)
+        finally:
+            self.conn.unregister("_summary_reads_arrow")
 
     # -- auto-correct ---------------------------------------------------------
     def reset_state(self, rows: list[Row], states: dict[CounterKey, PushState], run_id: str) -> list[Row]:
@@ -203,7 +239,8 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
     for row in rows:
         rec.fetch(row)
         rec.classify(row)
-    under = [r for r in rows if compare.is_under_report(r)]
+    under = [r for r in rows if compare.is_under_report(r) and rec.confirmed(r)]
+    rec.record_reads(rows)
     if under and options.auto_correct:
         reset = rec.reset_state(under, states, run_id)
         log.info(f"reconciliation: re-sending {len(reset)} under-reported counter(s) through the push")

@@ -7,15 +7,18 @@ were added. Kinds:
 - ``rate_limit``       429, code ``rate_limit`` (no Retry-After, no Stripe-Should-Retry: like
                        Stripe, so the SDK does not retry it by itself)
 - ``lock_timeout``     429 (or ``status``), code ``lock_timeout``, ``Stripe-Should-Retry: true``
-- ``api_error``        500 (or ``status``: 502/503/504), type ``api_error``; the SDK retries it
+- ``api_error``        500 (or ``status``: 502/503/504), type ``api_error``; saved under the
+                       request's idempotency key and replayed for that key, as Stripe does
+                       (https://docs.stripe.com/api/idempotent_requests): a retry must use a
+                       fresh key
 - ``idempotency_conflict``  409, code ``idempotency_key_in_use``; the SDK retries it
 - ``drop``             the connection is closed without a response; nothing is applied
 - ``accept_then_drop`` the request is applied (and its idempotency result saved), then the
                        connection is closed without a response
 - ``delay``            sleeps ``delay`` seconds, then handles the request normally
 
-Injected error responses are never saved as idempotency results (the failure happens
-before the endpoint runs), so a retry with the same key executes.
+Other injected error responses are not saved as idempotency results (Stripe saves nothing
+for rate limiting, lock timeouts or conflicts), so a retry with the same key executes.
 """
 
 from __future__ import annotations

@@ -33,6 +33,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], Endpoint]] = [
     ("POST", re.compile(r"/v1/customers"), lambda s, lm, ac, p, m: s.create_customer(lm, ac, p)),
     ("GET", re.compile(r"/v1/customers"), lambda s, lm, ac, p, m: s.list_customers(lm, ac, p)),
     ("GET", re.compile(r"/v1/customers/(?P<id>[^/]+)"), lambda s, lm, ac, p, m: s.get_customer(lm, ac, m["id"])),
+    (
+        "DELETE",
+        re.compile(r"/v1/customers/(?P<id>[^/]+)"),
+        lambda s, lm, ac, p, m: s.delete_customer(lm, ac, m["id"]),
+    ),
     ("POST", re.compile(r"/v1/billing/meters"), lambda s, lm, ac, p, m: s.create_meter(lm, ac, p)),
     ("GET", re.compile(r"/v1/billing/meters"), lambda s, lm, ac, p, m: s.list_meters(lm, ac, p)),
     ("GET", re.compile(r"/v1/billing/meters/(?P<id>[^/]+)"), lambda s, lm, ac, p, m: s.get_meter(lm, ac, m["id"])),
@@ -53,6 +58,12 @@ _ROUTES: list[tuple[str, re.Pattern[str], Endpoint]] = [
         lambda s, lm, ac, p, m: s.event_summaries(lm, ac, m["id"], p),
     ),
     ("POST", re.compile(r"/v1/billing/meter_events"), lambda s, lm, ac, p, m: s.create_meter_event(lm, ac, p)),
+    ("GET", re.compile(r"/v2/core/events"), lambda s, lm, ac, p, m: s.meter_errors.list(lm, ac, p, s.now())),
+    (
+        "GET",
+        re.compile(r"/v2/core/events/(?P<id>[^/]+)"),
+        lambda s, lm, ac, p, m: s.meter_errors.retrieve(lm, ac, m["id"], s.now()),
+    ),
     (
         "POST",
         re.compile(r"/v1/billing/meter_event_adjustments"),
@@ -69,7 +80,7 @@ def dispatch(state: EmulatorState, method: str, path: str, livemode: bool, accou
             return endpoint(state, livemode, account, params, groups)
     raise errors.invalid(
         f"Unrecognized request URL ({method}: {path}). This Stripe emulator implements customers, "
-        "billing meters, meter events, meter event adjustments and meter event summaries.",
+        "billing meters, meter events, meter event adjustments, meter event summaries and v2 events.",
         status=404,
     )
 
@@ -178,6 +189,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         drop_after = False
         concurrency_key: tuple[Any, ...] | None = None
+        held_key: tuple[bool, str | None, str] | None = None
         try:
             livemode = livemode_from_authorization(self.headers.get("Authorization"))
             entry["mode"] = "live" if livemode else "test"
@@ -201,6 +213,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                         "Too many concurrent requests for this customer and meter: the meter event "
                         "endpoint allows one concurrent call per customer per meter."
                     )
+            if method == "POST" and idempotency_key is not None:
+                if not emu.keys_in_flight.begin(livemode, account, idempotency_key):
+                    raise errors.idempotency_in_use()
+                held_key = (livemode, account, idempotency_key)
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.delay)
             if fault is not None and fault.kind == "drop":
@@ -208,7 +224,13 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if fault is not None:
-                self._raise_fault(fault)
+                try:
+                    self._raise_fault(fault)
+                except StripeError as exc:
+                    if fault.kind == "api_error" and held_key is not None:
+                        self._save_error(state, method, path, livemode, account, params, idempotency_key,
+                                         request_id, exc)
+                    raise
             status, payload, headers, replayed = self._execute(
                 state, method, path, livemode, account, params, idempotency_key, request_id
             )
@@ -219,6 +241,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         finally:
             if concurrency_key is not None:
                 emu.limiter.leave(concurrency_key)
+            if held_key is not None:
+                emu.keys_in_flight.end(*held_key)
         entry["status"] = status
         state.log_request(entry)
         if drop_after:
@@ -236,6 +260,20 @@ class RequestHandler(BaseHTTPRequestHandler):
                 if meter.status == "active" and meter.event_name == event_name:
                     customer_key = meter.customer_key
         return (livemode, account, event_name, payload.get(customer_key))
+
+    @staticmethod
+    def _save_error(state: EmulatorState, method: str, path: str, livemode: bool, account: str | None,
+                    params: dict[str, Any], key: str | None, request_id: str, exc: StripeError) -> None:
+        """A 5xx raised once the endpoint began is saved under the idempotency key and
+        replayed for that key until it is pruned (24 h): "Subsequent requests with the same
+        key return the same result, including 500 errors."
+        (https://docs.stripe.com/api/idempotent_requests)"""
+        assert key is not None
+        with state.lock:
+            if state.idempotency_lookup(livemode, account, key) is None:
+                state.idempotency_save(livemode, account, key, IdempotencyRecord(
+                    method=method, path=path, params=params, status=exc.status, body=_json(exc.body()),
+                    headers=dict(exc.headers), created=state.now(), request_id=request_id))
 
     @staticmethod
     def _raise_fault(fault: Any) -> None:

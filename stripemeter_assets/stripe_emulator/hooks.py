@@ -9,7 +9,10 @@ the platform account).
     GET    /_emulator/clock                  -> {"now": epoch, "frozen": bool}
     POST   /_emulator/clock                  {"now": epoch|ISO|null} or {"advance": seconds}
     POST   /_emulator/customers              {"id", "livemode"?, "account"?, "name"?, "email"?}
-    POST   /_emulator/meters                 {"event_name", "formula"?, "id"?, "display_name"?, scope}
+    POST   /_emulator/meters                 {"event_name", "formula"?, "id"?, "display_name"?,
+                                              "customer_key"?, "value_key"?, "event_time_window"?, scope}
+    POST   /_emulator/summary_lag            {"seconds"}: summaries show an event this long after receipt
+    POST   /_emulator/error_reports          {"window_seconds"?, "delay_seconds"?, "sample_limit"?}
     GET    /_emulator/faults                 -> pending faults
     POST   /_emulator/faults                 {"kind", "method"?, "path_prefix"?, "count"?, "status"?,
                                               "delay"?, "should_retry"?, "livemode"?, "account"?}
@@ -129,7 +132,14 @@ def _route(emu: EmulatorServer, method: str, route: str, args: dict[str, Any]) -
             account=account,
             customer_key=args.get("customer_key") or "stripe_customer_id",
             value_key=args.get("value_key") or "value",
+            event_time_window=args.get("event_time_window") or None,
         )
+    if route == "/summary_lag" and method == "POST":
+        return {"seconds": emu.set_summary_lag(int(_require(args, "seconds")))}
+    if route == "/error_reports" and method == "POST":
+        return emu.configure_error_reports(
+            window_seconds=args.get("window_seconds"), delay_seconds=args.get("delay_seconds"),
+            sample_limit=args.get("sample_limit"))
     if route == "/faults":
         if method == "GET":
             return {"faults": emu.faults_pending()}

@@ -20,6 +20,7 @@ from typing import Any
 from . import hooks
 from .faults import FaultPlan, RateLimiter
 from .handlers import RequestHandler
+from .idempotency import KeysInFlight
 from .state import EmulatorState
 
 ALLOWED_HOST = "127.0.0.1"
@@ -52,6 +53,7 @@ class EmulatorServer:
         self.state = EmulatorState(now=hooks.parse_time(now))
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
+        self.keys_in_flight = KeysInFlight()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -142,6 +144,7 @@ class EmulatorServer:
         account: str | None = None,
         customer_key: str = "stripe_customer_id",
         value_key: str = "value",
+        event_time_window: str | None = None,
     ) -> dict[str, Any]:
         return self.state.add_meter(
             event_name,
@@ -152,7 +155,24 @@ class EmulatorServer:
             account=account,
             customer_key=customer_key,
             value_key=value_key,
+            event_time_window=event_time_window,
         )
+
+    def deactivate_meter(self, meter_id: str, *, livemode: bool = False, account: str | None = None) -> dict[str, Any]:
+        return self.state.set_meter_status(livemode, account, meter_id, False)
+
+    def set_summary_lag(self, seconds: int) -> int:
+        """How long after receiving an event Stripe's summaries show it (default 60 s)."""
+        with self.state.lock:
+            self.state.summary_lag_seconds = max(0, int(seconds))
+            return self.state.summary_lag_seconds
+
+    def configure_error_reports(self, *, window_seconds: int | None = None, delay_seconds: int | None = None,
+                                sample_limit: int | None = None) -> dict[str, int]:
+        """Validation window, publication delay after it and sample errors named per error
+        type of the meter error reports (defaults 60 s, 60 s, 3)."""
+        return self.state.meter_errors.configure(window_seconds=window_seconds, delay_seconds=delay_seconds,
+                                                 sample_limit=sample_limit)
 
     def requests(self) -> list[dict[str, Any]]:
         """Every API request received, oldest first: id, time, method, path, params,

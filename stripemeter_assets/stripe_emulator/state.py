@@ -9,7 +9,11 @@ The rules are Stripe's documented ones for Billing Meters (API reference of mete
 meter events, meter event adjustments and meter event summaries):
 - meter event ``timestamp`` within the past 35 calendar days and at most 5 minutes ahead;
 - ``identifier`` unique per account within a rolling 24 h;
-- values are whole numbers (at most 15 significant digits, negative allowed);
+- values are whole numbers (at most 15 significant digits, negative allowed), checked
+  asynchronously with the customer, payload keys and meter status (``validation``): 200 now,
+  an error report later (``v2_events``);
+- summaries lag received events by ``summary_lag_seconds``; pre-aggregated meters
+  (``event_time_window``) keep the latest event per hour/day;
 - adjustments cancel one event by identifier, within 24 h of Stripe receiving it;
 - summaries: ``start_time``/``end_time`` aligned to minutes (hours/days when grouped),
   start inclusive, end exclusive.
@@ -28,18 +32,23 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors
+from . import errors, validation
 from .errors import StripeError
+from .v2_events import ErrorEntry, MeterErrorLog
 
 MAX_EVENT_AGE_SECONDS = 35 * 86_400
 MAX_EVENT_FUTURE_SECONDS = 5 * 60
 IDENTIFIER_UNIQUE_SECONDS = 24 * 3_600
 CANCEL_WINDOW_SECONDS = 24 * 3_600
 IDEMPOTENCY_TTL_SECONDS = 24 * 3_600
-MAX_SIGNIFICANT_DIGITS = 15
 FORMULAS = ("sum", "count", "last")
 GROUPING_SECONDS = {"hour": 3_600, "day": 86_400}
 REQUEST_LOG_MAX = 100_000
+# Summaries are eventually consistent ("Meters events are aggregated asynchronously so the
+# meter event summaries provide an eventually consistent view of the reported usage",
+# https://docs.stripe.com/api/billing/meter-event-summary). Stripe gives no bound; the
+# emulator shows an event in summaries this many seconds after receiving it.
+DEFAULT_SUMMARY_LAG_SECONDS = 60
 
 _INT_RE = re.compile(r"^-?[0-9]+$")
 _ALPHABET = string.ascii_letters + string.digits
@@ -170,6 +179,7 @@ class ScopeStore:
     # customer's events instead of every event received.
     by_customer: dict[tuple[str, Any], list[MeterEvent]] = field(default_factory=dict)
     idempotency: dict[str, IdempotencyRecord] = field(default_factory=dict)
+    deleted_customers: set[str] = field(default_factory=set)
 
 
 # ---------------------------------------------------------------- parameter helpers
@@ -214,24 +224,6 @@ def _sub(params: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value
 
 
-def parse_usage_value(raw: Any, param: str) -> int:
-    """A meter event value: whole number, optional leading minus, ≤ 15 significant digits."""
-    if not isinstance(raw, str) or not _INT_RE.match(raw.strip()):
-        raise errors.invalid(
-            f"Invalid value for {param}: {raw!r}. Meter event values must be whole numbers.",
-            param=param,
-            code="parameter_invalid_integer",
-        )
-    digits = raw.strip().lstrip("-").lstrip("0")
-    if len(digits) > MAX_SIGNIFICANT_DIGITS:
-        raise errors.invalid(
-            f"Invalid value for {param}: {raw!r} has more than {MAX_SIGNIFICANT_DIGITS} significant digits.",
-            param=param,
-            code="parameter_invalid_integer",
-        )
-    return int(raw)
-
-
 def _limit(params: dict[str, Any]) -> int:
     if params.get("limit") in (None, ""):
         return 10
@@ -273,6 +265,8 @@ class EmulatorState:
         self._scopes: dict[Scope, ScopeStore] = {}
         self._seq = 0
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_MAX)
+        self.meter_errors = MeterErrorLog()
+        self.summary_lag_seconds = DEFAULT_SUMMARY_LAG_SECONDS
 
     # -- clock --------------------------------------------------------------
     def now(self) -> int:
@@ -309,6 +303,7 @@ class EmulatorState:
             self._seq = 0
             self._frozen_now = self._initial_now
             self.request_log.clear()
+            self.meter_errors.clear()
 
     def log_request(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -377,15 +372,31 @@ class EmulatorState:
                 email=email,
                 metadata=dict(metadata or {}),
             )
-            self.scope(livemode, account).customers[customer_id] = customer
+            store = self.scope(livemode, account)
+            store.deleted_customers.discard(customer_id)
+            store.customers[customer_id] = customer
             return customer.to_json()
 
     def get_customer(self, livemode: bool, account: str | None, customer_id: str) -> dict[str, Any]:
         with self.lock:
-            customer = self.scope(livemode, account).customers.get(customer_id)
+            store = self.scope(livemode, account)
+            customer = store.customers.get(customer_id)
             if customer is None:
+                if customer_id in store.deleted_customers:
+                    return _deleted_customer(customer_id)
                 raise errors.no_such("customer", customer_id)
             return customer.to_json()
+
+    def delete_customer(self, livemode: bool, account: str | None, customer_id: str) -> dict[str, Any]:
+        """DELETE /v1/customers/{id}: a deleted customer is retrieved as
+        ``{"id", "object": "customer", "deleted": true}``
+        (https://docs.stripe.com/api/customers/delete); its meter events fail validation."""
+        with self.lock:
+            store = self.scope(livemode, account)
+            if store.customers.pop(customer_id, None) is None:
+                raise errors.no_such("customer", customer_id)
+            store.deleted_customers.add(customer_id)
+            return _deleted_customer(customer_id)
 
     def list_customers(self, livemode: bool, account: str | None, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -477,10 +488,13 @@ class EmulatorState:
         account: str | None = None,
         customer_key: str = "stripe_customer_id",
         value_key: str = "value",
+        event_time_window: str | None = None,
     ) -> dict[str, Any]:
         """Test hook: a meter with an optional chosen id (same rules as the API otherwise)."""
         if formula not in FORMULAS:
             raise errors.invalid(f"Invalid formula {formula!r}", param="formula")
+        if event_time_window is not None and event_time_window not in GROUPING_SECONDS:
+            raise errors.invalid("Invalid event_time_window: must be one of day, hour", param="event_time_window")
         with self.lock:
             store = self.scope(livemode, account)
             if self._active_meter(store, event_name) is not None:
@@ -500,6 +514,7 @@ class EmulatorState:
                 formula=formula,
                 customer_key=customer_key,
                 value_key=value_key,
+                event_time_window=event_time_window,
             )
             store.meters[meter.id] = meter
             return meter.to_json()
@@ -568,25 +583,6 @@ class EmulatorState:
         with self.lock:
             store = self.scope(livemode, account)
             now = self.now()
-            meter = self._active_meter(store, event_name)
-            if meter is None:
-                raise errors.invalid(
-                    f"No active meter was found that matches the event_name '{event_name}'.",
-                    param="event_name",
-                    code="resource_missing",
-                )
-            customer_param = f"payload[{meter.customer_key}]"
-            customer_id = payload.get(meter.customer_key)
-            if not customer_id:
-                raise errors.missing_param(customer_param)
-            if customer_id not in store.customers:
-                raise errors.no_such("customer", customer_id, param=customer_param, status=400)
-            value_param = f"payload[{meter.value_key}]"
-            value: int | None = None
-            if meter.value_key in payload:
-                value = parse_usage_value(payload[meter.value_key], value_param)
-            elif meter.formula != "count":
-                raise errors.missing_param(value_param)
             if params.get("timestamp") in (None, ""):
                 timestamp = now
             else:
@@ -610,6 +606,19 @@ class EmulatorState:
                     param="identifier",
                     saved=True,
                 )
+            # Everything else is Stripe's asynchronous validation: 200 now, an error report later.
+            verdict = validation.check(store, event_name, payload)
+            if verdict.code is not None:
+                self._seq += 1
+                store.by_identifier[identifier] = MeterEvent(
+                    seq=self._seq, identifier=identifier, event_name=event_name, payload=payload,
+                    timestamp=timestamp, created=now, livemode=livemode, account=account, meter_id=None,
+                    customer=verdict.customer, value=None, source="api")
+                self.meter_errors.record(livemode, account, ErrorEntry(
+                    verdict.meter.id if verdict.meter else None, verdict.code, verdict.message, identifier, now))
+                return {"object": "billing.meter_event", "created": now, "event_name": event_name,
+                        "identifier": identifier, "livemode": livemode, "payload": dict(payload),
+                        "timestamp": timestamp}
             event = self._store_event(
                 store,
                 livemode=livemode,
@@ -618,9 +627,9 @@ class EmulatorState:
                 event_name=event_name,
                 payload=payload,
                 timestamp=timestamp,
-                meter=meter,
-                customer=customer_id,
-                value=value,
+                meter=verdict.meter,
+                customer=verdict.customer,
+                value=verdict.value,
                 source="api",
             )
             return event.to_json()
@@ -716,9 +725,11 @@ class EmulatorState:
                 raise errors.no_such("customer", customer_id, param="customer", status=400)
             n_buckets = (end - start) // size
             picked: list[list[MeterEvent]] = [[] for _ in range(n_buckets)]
+            visible_until = self.now() - self.summary_lag_seconds
             for event in store.by_customer.get((meter.event_name, customer_id), ()):
                 if (
                     event.cancelled_at is None
+                    and event.created <= visible_until
                     and event.event_name == meter.event_name
                     and event.meter_id in (None, meter.id)
                     and event.payload.get(meter.customer_key) == customer_id
@@ -733,7 +744,7 @@ class EmulatorState:
                     {
                         "id": _summary_id(meter.id, customer_id, b_start, b_end),
                         "object": "billing.meter_event_summary",
-                        "aggregated_value": _aggregate(meter.formula, picked[i]),
+                        "aggregated_value": _aggregate(meter, picked[i]),
                         "end_time": b_end,
                         "livemode": livemode,
                         "meter": meter.id,
@@ -814,8 +825,20 @@ class EmulatorState:
             return True
 
 
-def _aggregate(formula: str, events: list[MeterEvent]) -> int:
+def _aggregate(meter: Meter, events: list[MeterEvent]) -> int:
     # Exact integer arithmetic: totals can exceed float precision.
+    formula = meter.formula
+    if meter.event_time_window is not None:
+        # Pre-aggregated meters keep only the most recent event of each hour/day window: "A newer
+        # event sent within the same hourly or daily window overwrites the previous one."
+        # (https://docs.stripe.com/billing/subscriptions/usage-based/recording-usage)
+        size = GROUPING_SECONDS[meter.event_time_window]
+        latest: dict[int, MeterEvent] = {}
+        for e in events:
+            bucket = e.timestamp // size
+            if bucket not in latest or (e.timestamp, e.seq) > (latest[bucket].timestamp, latest[bucket].seq):
+                latest[bucket] = e
+        events = list(latest.values())
     if not events:
         return 0
     if formula == "count":
@@ -824,6 +847,10 @@ def _aggregate(formula: str, events: list[MeterEvent]) -> int:
         latest = max(events, key=lambda e: (e.timestamp, e.seq))
         return latest.value or 0
     return sum(e.value or 0 for e in events)
+
+
+def _deleted_customer(customer_id: str) -> dict[str, Any]:
+    return {"id": customer_id, "object": "customer", "deleted": True}
 
 
 def _summary_id(meter_id: str, customer: str, start: int, end: int) -> str:

@@ -112,9 +112,14 @@ class Push:
         return stripe.StripeClient(LIVE_KEY if live else TEST_KEY, base_addresses={"api": self.emu.url},
                                    stripe_account=account, max_network_retries=0)
 
+    def settle(self) -> None:
+        """Lets Stripe's eventually consistent summaries catch up (the emulator's lag)."""
+        self.emu.advance_clock(self.emu.state.summary_lag_seconds)
+
     def stripe_total(self, event_name="api_calls", customer="cus_A", *, live=False, account=None,
                      start=MARCH_START, end=APRIL_START) -> int:
-        """Stripe's own total, through the SDK's event summaries."""
+        """Stripe's own total once settled, through the SDK's event summaries."""
+        self.settle()
         page = self.client(live=live, account=account).v1.billing.meters.event_summaries.list(
             self.meter_ids[(live, account, event_name)], {"customer": customer, "start_time": start, "end_time": end})
         return sum(item.aggregated_value for item in page.data)
@@ -145,3 +150,8 @@ def push(env, emu, monkeypatch) -> Push:
     p = Push(env, emu, monkeypatch)
     p.stripe_scope()
     return p
+
+
+def client_delete_customer(push: Push, customer: str, *, live: bool = False, account: str | None = None) -> None:
+    """Deletes a customer on Stripe, through the SDK."""
+    push.client(live=live, account=account).v1.customers.delete(customer)

@@ -115,21 +115,6 @@ def test_a_still_failing_intent_stays_pending_fails_the_run_and_goes_first_next_
     assert push.stripe_total() == 9
 
 
-def test_a_refused_intent_is_failed_and_the_next_plan_pushes_again(push):
-    push.usage(5, customer="cus_NEW")  # not a customer on Stripe yet
-
-    push.run(expect_success=False)
-
-    assert _statuses(push) == ["failed"]
-    assert "No such customer" in push.pushes()[0]["last_error"]
-    push.emu.create_customer("cus_NEW")
-
-    push.run()
-
-    assert _statuses(push) == ["failed", "acknowledged"]
-    assert push.stripe_total(customer="cus_NEW") == 5
-
-
 def test_breaker_stops_sending_when_stripe_keeps_failing(push):
     for i in range(6):
         push.usage(1, customer=f"cus_{i}")
@@ -172,3 +157,33 @@ def test_pending_intent_older_than_23h_missing_from_stripe_is_sent_again(push):
 
     assert meta["intents_acknowledged_by_reconciliation"] == 0 and meta["intents_resent"] == 1
     assert push.stripe_total() == 8 and push.stripe_total(customer="cus_B") == 2
+
+
+def test_the_23h_delivery_check_waits_for_settled_summaries_and_never_sends_twice(push):
+    push.emu.set_summary_lag(30 * 60)                    # Stripe's summaries 30 min behind
+    push.usage(4)
+    # Delivered, but the answers are lost: pending here.
+    push.emu.inject_fault("accept_then_drop", path_prefix=EVENTS_PATH, count=2)
+    push.run(max_attempts=2, expect_success=False)
+    t1 = NOW_S + 24 * 3600 + 55 * 60
+    push.set_now(t1)
+    # The old intent cannot be checked this run (a failed summaries read) while new usage is pushed.
+    push.emu.inject_fault("api_error", method="GET", path_prefix="/v1/billing/meters/", count=1)
+    push.usage(8)
+    push.run(expect_success=False)
+    assert sorted(r["status"] for r in push.pushes()) == ["acknowledged", "pending"]
+    posts = len(push.event_posts())
+    push.set_now(t1 + 5 * 60)                            # the new push is not in the summary yet
+
+    push.run(expect_success=False)
+
+    assert len(push.event_posts()) == posts              # not re-sent on a lagging summary
+    [old] = push.pushes("status = 'pending'")
+    assert "trusted only" in old["last_error"]
+    push.set_now(t1 + 61 * 60)                           # settled
+
+    meta = push.metadata(push.run())
+
+    assert meta["intents_acknowledged_by_reconciliation"] == 1
+    assert len(push.event_posts()) == posts
+    assert push.stripe_total() == 8 and len(push.events()) == 2

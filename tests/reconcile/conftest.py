@@ -16,7 +16,7 @@ from stripemeter_assets.resources import StripeResource
 from tests.push.conftest import PARTITION, emu, push  # noqa: F401  (fixtures reused)
 
 NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())
-SETTLED_S = NOW_S + 10 * 60  # past the 5 min settle delay of Stripe's summaries
+SETTLED_S = NOW_S + 61 * 60  # past the 60 min settle delay of Stripe's summaries (stripe.summary_settle_minutes)
 
 
 class Recon:

@@ -22,6 +22,11 @@ def _settle(recon):
     recon.push.set_now(SETTLED_S)
 
 
+def _second_read(recon):
+    """One settle delay (60 min) after the first read."""
+    recon.push.set_now(SETTLED_S + 61 * 60)
+
+
 def test_clean_push_is_all_ok_and_a_rerun_sends_nothing(recon):
     recon.push.usage(5, customer="cus_A")
     recon.push.usage(3, customer="cus_B")
@@ -63,13 +68,20 @@ def test_events_lost_on_stripe_are_an_under_report_and_get_re_sent(recon):
     assert lost["value"] == 7
     assert recon.emu.delete_meter_event(lost["identifier"]) == 1
     _settle(recon)
+    posts_before = len(recon.meter_posts())
 
-    result = recon.run()
+    recon.run()   # one read could be a lagging summary: not trusted alone
 
     [row] = recon.rows()
-    assert row["status"] == "ok" and row["corrected"]
+    assert row["status"] == "pending" and "not trusted yet" in row["cause"] and not row["corrected"]
+    assert len(recon.meter_posts()) == posts_before
+    _second_read(recon)
+
+    result = recon.run()   # a read 60 min later agrees: re-sent
+
+    [row] = recon.rows()
+    assert row["corrected"] and row["status"] == "pending"   # the re-send itself is not settled yet
     assert row["cause"].startswith("under-report corrected: re-sent 7 unit(s)")
-    assert row["stripe_total"] == row["local_total"] == 12
     assert recon.push.stripe_total() == 12
     assert recon.check(result).passed
     [correction] = recon.env.sql("SELECT old_pushed, new_pushed, missing FROM reconciliation_corrections")
@@ -81,9 +93,11 @@ def test_events_lost_on_stripe_are_an_under_report_and_get_re_sent(recon):
     assert recon.env.sql("SELECT pushed_total FROM stripe_push_state") == [(12,)]
 
     posts_before = len(recon.meter_posts())
+    recon.push.set_now(SETTLED_S + 130 * 60)
     recon.run()
     assert len(recon.meter_posts()) == posts_before
-    assert recon.rows()[0]["status"] == "ok" and not recon.rows()[0]["corrected"]
+    [row] = recon.rows()
+    assert row["status"] == "ok" and not row["corrected"] and row["stripe_total"] == row["local_total"] == 12
 
 
 def test_auto_correct_off_reports_the_under_report_and_blocks(recon):
@@ -93,6 +107,8 @@ def test_auto_correct_off_reports_the_under_report_and_blocks(recon):
     recon.emu.delete_meter_event(event["identifier"])
     _settle(recon)
     posts_before = len(recon.meter_posts())
+    recon.run(run_config={"ops": {"reconciliation_report": {"config": {"auto_correct": False}}}})
+    _second_read(recon)
 
     result = recon.run(expect_success=False,
                        run_config={"ops": {"reconciliation_report": {"config": {"auto_correct": False}}}})
@@ -197,8 +213,8 @@ def test_summaries_failure_is_stripe_error(recon):
     assert "sk_test" not in row["cause"]
 
 
-def test_rejected_intents_are_stripe_error(recon):
-    recon.push.usage(5, customer="cus_NOPE")  # not a customer on the emulator: Stripe refuses the event
+def test_usage_refused_before_sending_is_stripe_error(recon):
+    recon.push.usage(5, customer="cus_NOPE")  # not a customer on Stripe: refused, never sent
     recon.push.run(expect_success=False)
     _settle(recon)
 
@@ -206,6 +222,46 @@ def test_rejected_intents_are_stripe_error(recon):
 
     [row] = recon.rows()
     assert row["status"] == "stripe_error"
+    assert "refused_unknown_customer" in row["cause"] and "cus_NOPE" in row["cause"]
+
+
+def test_usage_stripe_dropped_after_its_200_is_stripe_error_with_the_code_and_cause(recon):
+    recon.push.usage(5)
+    recon.push.run()
+    recon.push.client().v1.customers.delete("cus_A")   # deleted on Stripe after its first push
+    recon.push.usage(8)
+    recon.push.run()                                    # 200 for the +3, dropped by Stripe later
+    _settle(recon)
+
+    recon.push.run(expect_success=False)                # pulls Stripe's error report; the customer is unknown
+    recon.run(with_push=False)
+
+    [row] = recon.rows()
+    assert row["status"] == "stripe_error"
+    assert "meter_event_customer_not_found" in row["cause"]
+    assert "the Stripe customer does not exist" in row["cause"]
+    assert row["pushed_total"] == 5                     # the dropped 3 no longer count as pushed
+
+
+def test_a_lagging_summary_never_causes_a_second_send(recon):
+    recon.emu.set_summary_lag(2 * 3600)                 # Stripe's summaries two hours behind
+    recon.push.usage(5)
+    recon.push.run()
+    _settle(recon)                                      # acknowledged 61 min ago: past the settle delay
+    posts_before = len(recon.meter_posts())
+
+    recon.run()                                         # Stripe still shows 0
+
+    [row] = recon.rows()
+    assert row["stripe_total"] == 0 and row["status"] == "pending" and not row["corrected"]
+    _second_read(recon)
+
+    recon.run()                                         # 122 min later: the summary caught up
+
+    [row] = recon.rows()
+    assert row["status"] == "ok" and row["stripe_total"] == 5 and not row["corrected"]
+    assert len(recon.meter_posts()) == posts_before     # nothing was ever sent twice
+    assert len(recon.push.events()) == 1
 
 
 def _html_text(path: Path) -> tuple[list[str], int, bool]:

@@ -16,6 +16,8 @@ DAY0 = NOW - NOW % DAY  # 2026-03-15T00:00:00Z
 @pytest.fixture
 def emu():
     with EmulatorServer(now=NOW) as server:
+        # These tests are about aggregation, not Stripe's lag (tested on its own below).
+        server.set_summary_lag(0)
         server.create_customer("cus_A")
         server.create_customer("cus_B")
         yield server
@@ -152,18 +154,30 @@ def test_timestamp_more_than_5_minutes_ahead_is_rejected(client, meter):
     assert info.value.param == "timestamp"
 
 
-def test_value_with_16_significant_digits_is_rejected(client, meter):
-    send(client, 10**15 - 1)  # 15 digits
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        send(client, 10**15 + 1)  # 16 digits
-    assert info.value.param == "payload[value]"
+def error_report(emu, client, meter_id):
+    """The newest error report Stripe published after the validation window (clock moved past it)."""
+    emu.advance_clock(180)
+    newest = client.v2.core.events.list({"object_id": meter_id}).data[0]
+    return client.v2.core.events.retrieve(newest.id)
 
 
-def test_fractional_value_is_rejected(client, meter):
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        send(client, "1.5")
-    assert info.value.param == "payload[value]"
+def reported(emu, client, meter_id):
+    event = error_report(emu, client, meter_id)
+    return [(t["code"], t["error_count"], [s["request"]["identifier"] for s in t["sample_errors"]])
+            for t in event.data["reason"]["error_types"]]
 
+
+def test_value_with_16_significant_digits_is_accepted_then_reported(emu, client, meter):
+    send(client, 10**15 - 1, identifier="ok-15")  # 15 digits
+    event = send(client, 10**15 + 1, identifier="bad-16")  # 16 digits: 200, validated later
+    assert event.identifier == "bad-16"
+    assert total(client, meter.id) == 10**15 - 1
+    assert reported(emu, client, meter.id) == [("meter_event_invalid_value", 1, ["bad-16"])]
+
+def test_fractional_value_is_accepted_then_reported(emu, client, meter):
+    send(client, "1.5", identifier="frac")
+    assert total(client, meter.id) == 0
+    assert reported(emu, client, meter.id) == [("meter_event_invalid_value", 1, ["frac"])]
 
 def test_negative_value_is_accepted_and_subtracts_in_a_sum_meter(client, meter):
     send(client, 10)
@@ -171,18 +185,47 @@ def test_negative_value_is_accepted_and_subtracts_in_a_sum_meter(client, meter):
     assert total(client, meter.id) == 6
 
 
-def test_unknown_customer_is_rejected(client, meter):
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        send(client, 1, customer="cus_unknown")
-    assert info.value.param == "payload[stripe_customer_id]"
-    assert "cus_unknown" in info.value.user_message
+def test_unknown_customer_is_accepted_then_reported_with_stripes_data_shape(emu, client, meter):
+    send(client, 1, customer="cus_unknown", identifier="u-1")  # 200: Stripe validates asynchronously
+    assert client.v2.core.events.list({"object_id": meter.id}).data == []   # nothing yet
+    event = error_report(emu, client, meter.id)
+    assert event.type == "v1.billing.meter.error_report_triggered"
+    assert event.related_object.id == meter.id and event.related_object.type == "billing.meter"
+    data = event.data
+    assert data["reason"]["error_count"] == 1
+    [kind] = data["reason"]["error_types"]
+    assert kind["code"] == "meter_event_customer_not_found"
+    assert kind["sample_errors"][0]["request"]["identifier"] == "u-1"
+    assert "cus_unknown" in kind["sample_errors"][0]["error_message"]
+    assert data["validation_start"] < data["validation_end"]
+    assert emu.meter_events() == []
 
 
-def test_event_name_without_active_meter_is_rejected(client, meter):
-    with pytest.raises(stripe.InvalidRequestError) as info:
-        send(client, 1, event_name="no_such_meter")
-    assert info.value.param == "event_name"
+def test_error_reports_sample_identifiers_and_count_them_all(emu, client, meter):
+    emu.configure_error_reports(sample_limit=2)
+    for i in range(5):
+        send(client, 1, customer="cus_unknown", identifier=f"u-{i}")
+    [(code, count, named)] = reported(emu, client, meter.id)
+    assert (code, count, len(named)) == ("meter_event_customer_not_found", 5, 2)
 
+
+def test_missing_payload_keys_and_an_inactive_meter_are_reported(emu, client, meter):
+    client.v1.billing.meter_events.create({"event_name": "api_calls", "payload": {"value": "1"}, "identifier": "n-c"})
+    client.v1.billing.meter_events.create(
+        {"event_name": "api_calls", "payload": {"stripe_customer_id": "cus_A"}, "identifier": "n-v"})
+    assert sorted(reported(emu, client, meter.id)) == [("meter_event_no_customer_defined", 1, ["n-c"]),
+                                                       ("meter_event_value_not_found", 1, ["n-v"])]
+    client.v1.billing.meters.deactivate(meter.id)
+    send(client, 1, identifier="arch")
+    assert reported(emu, client, meter.id) == [("archived_meter", 1, ["arch"])]
+
+def test_event_name_without_any_meter_is_reported_as_no_meter_found(emu, client, meter):
+    send(client, 1, event_name="no_such_meter", identifier="nm")
+    emu.advance_clock(180)
+    [thin] = client.v2.core.events.list().data
+    event = client.v2.core.events.retrieve(thin.id)
+    assert event.type == "v1.billing.meter.no_meter_found" and event.related_object is None
+    assert event.data["reason"]["error_types"][0]["sample_errors"][0]["request"]["identifier"] == "nm"
 
 def test_unknown_parameter_is_rejected(client, meter):
     with pytest.raises(stripe.InvalidRequestError) as info:
@@ -342,20 +385,16 @@ def test_idempotency_key_expires_after_24_hours(emu, client, meter):
 
 def test_parameter_errors_are_not_saved_under_the_idempotency_key(emu, client, meter):
     with pytest.raises(stripe.InvalidRequestError):
-        send(client, "oops", identifier="i-1", options={"idempotency_key": "key-1"})
+        send(client, 5, ts=NOW - 40 * DAY, identifier="i-1", options={"idempotency_key": "key-1"})
     send(client, 5, identifier="i-1", options={"idempotency_key": "key-1"})  # runs, not replayed
     assert len(emu.meter_events()) == 1
-
-
-# -- scoping ---------------------------------------------------------------------------
-
 
 def test_live_and_test_state_are_separate(emu, client, meter):
     live = stripe.StripeClient("sk_live_emulator", base_addresses={"api": emu.url}, max_network_retries=0)
     emu.create_customer("cus_A", livemode=True)
     assert live.v1.billing.meters.list().data == []
-    with pytest.raises(stripe.InvalidRequestError):
-        send(live, 1)  # the test-mode meter does not exist in live mode
+    send(live, 1)  # the test-mode meter does not exist in live mode: accepted, then reported
+    assert emu.meter_events(livemode=True) == []
     live_meter = make_meter(live)
     send(live, 9)
     send(client, 1)
@@ -390,3 +429,31 @@ def test_unknown_key_prefix_is_an_authentication_error(emu):
 def test_restricted_keys_select_the_mode_too(emu, meter):
     restricted = stripe.StripeClient("rk_test_emulator", base_addresses={"api": emu.url}, max_network_retries=0)
     assert [m.id for m in restricted.v1.billing.meters.list().data] == [meter.id]
+
+
+def test_summaries_lag_received_events(emu, client, meter):
+    emu.set_summary_lag(120)
+    send(client, 5)
+    assert total(client, meter.id) == 0          # eventually consistent: not there yet
+    emu.advance_clock(119)
+    assert total(client, meter.id) == 0
+    emu.advance_clock(1)
+    assert total(client, meter.id) == 5
+
+
+@pytest.mark.parametrize("window", ["hour", "day"])
+def test_a_pre_aggregated_meter_keeps_only_the_latest_event_of_each_window(emu, client, window):
+    meter = emu.create_meter("windowed", formula="sum", event_time_window=window)
+    for value, ts in ((5, DAY0 + 600), (7, DAY0 + 1200), (3, DAY0 - 600)):
+        send(client, value, ts=ts, event_name="windowed")
+    assert total(client, meter["id"]) == 7 + 3   # 5 then 7 in one window bills 7, not 12
+
+
+def test_custom_payload_keys_are_read_from_the_meter(emu, client):
+    meter = emu.create_meter("custom", customer_key="account_ref", value_key="tokens")
+    client.v1.billing.meter_events.create(
+        {"event_name": "custom", "payload": {"account_ref": "cus_A", "tokens": "4"}, "timestamp": NOW - 60})
+    client.v1.billing.meter_events.create(
+        {"event_name": "custom", "payload": {"stripe_customer_id": "cus_A", "value": "9"}, "identifier": "dflt"})
+    assert total(client, meter["id"]) == 4
+    assert reported(emu, client, meter["id"]) == [("meter_event_no_customer_defined", 1, ["dflt"])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import stripe
@@ -25,14 +26,15 @@ def client_for(emu, retries=0, **kw):
     return stripe.StripeClient("sk_test_emulator", base_addresses={"api": emu.url}, max_network_retries=retries, **kw)
 
 
-def send(client, value=5, identifier="evt-1"):
+def send(client, value=5, identifier="evt-1", idempotency_key=None):
     return client.v1.billing.meter_events.create(
         {
             "event_name": "api_calls",
             "payload": {"stripe_customer_id": "cus_A", "value": str(value)},
             "identifier": identifier,
             "timestamp": NOW - 60,
-        }
+        },
+        {"idempotency_key": idempotency_key} if idempotency_key else None,
     )
 
 
@@ -63,14 +65,19 @@ def test_injected_500_surfaces_as_api_error(emu):
     assert emu.meter_events() == []
 
 
-def test_sdk_retry_succeeds_after_an_injected_500(emu):
+def test_an_injected_500_is_saved_under_its_key_and_replayed_to_the_sdks_retries(emu):
+    # Stripe saves a 5xx for the idempotency key ("including 500 errors",
+    # https://docs.stripe.com/api/idempotent_requests): the SDK's own retries
+    # with the same key get the same 500; only a fresh key runs again.
     emu.inject_fault("api_error", path_prefix=EVENTS)
-    event = send(client_for(emu, retries=2))
-    assert event.identifier == "evt-1"
-    assert statuses(emu) == [(500, "api_error"), (200, None)]
-    keys = {r["idempotency_key"] for r in emu.requests() if r["path"] == EVENTS}
-    assert len(keys) == 1  # the SDK retried with the same idempotency key
-    assert len(emu.meter_events()) == 1
+    with pytest.raises(stripe.APIError):
+        send(client_for(emu, retries=2))
+    posts = [r for r in emu.requests() if r["path"] == EVENTS]
+    assert [(r["status"], r["replayed"]) for r in posts] == [(500, False), (500, True), (500, True)]
+    assert len({r["idempotency_key"] for r in posts}) == 1
+    assert emu.meter_events() == []
+    event = send(client_for(emu, retries=0), idempotency_key="fresh-key")
+    assert event.identifier == "evt-1" and len(emu.meter_events()) == 1
 
 
 def test_sdk_retry_succeeds_after_a_lock_timeout(emu):
@@ -169,3 +176,19 @@ def test_opt_in_meter_event_concurrency_limit_rejects_a_parallel_call(emu):
     finally:
         thread.join()
     assert outcome["first"].identifier == "slow"
+
+
+def test_a_key_still_executing_gets_409_key_in_use_and_the_first_request_still_lands(emu):
+    emu.inject_fault("delay", delay=1.0, path_prefix=EVENTS)
+    first = threading.Thread(target=send, args=(client_for(emu),), kwargs={"idempotency_key": "k-1"})
+    first.start()
+    time.sleep(0.3)
+    with pytest.raises(stripe.StripeError) as caught:
+        send(client_for(emu), idempotency_key="k-1")
+    first.join()
+    # SDK 16 raises a v1 409 as APIError; the code is only in the error object.
+    assert caught.value.http_status == 409 and caught.value.error.code == "idempotency_key_in_use"
+    assert type(caught.value) is stripe.APIError
+    assert len(emu.meter_events()) == 1
+    replay = send(client_for(emu), idempotency_key="k-1")     # afterwards: Stripe's saved answer
+    assert replay.identifier == "evt-1" and emu.requests()[-1]["replayed"]
