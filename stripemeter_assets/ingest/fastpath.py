@@ -7,11 +7,12 @@ ledger ends up with the same rows either way.
   except `quantity`, read as DECIMAL(38,9) from the number's (or string's)
   own text: a value that does not fit exactly fails the read. Unknown
   fields, `meta`, repeated keys, nested values and wrong types fail it too.
-  Row numbers are line numbers, so the bytes are checked first: no blank or
-  indented line (pyarrow skips blank lines and reads two objects on one
+  Row numbers are line numbers, so the bytes are checked first: every line
+  starts with `{` (pyarrow skips blank lines and reads two objects on one
   line as two rows; the row count must equal the line count), no `\\r`
   (DuckDB's line reader splits there), no backslash (escapes are unescaped
-  by two different parsers) and no byte-order mark.
+  by two different parsers), no quantity with an exponent or 30 integer
+  digits (see _RISKY_QUANTITY).
 - Parquet: DuckDB's reader, with quantity and ts taken from their typed
   columns when the type holds them exactly (integers, DECIMAL with at most
   9 fractional and 29 integer digits, timestamps between years 1000 and
@@ -30,6 +31,7 @@ import re
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from stripemeter_assets.ingest.formats import FIELDS, _columns_for
@@ -44,7 +46,11 @@ JSONL_SCHEMA = pa.schema([("tenantId", pa.string()), ("metric", pa.string()), ("
 # a line longer than one pyarrow block fails the read and goes the exact way.
 CHUNK_BYTES = 128 << 20
 BLOCK_BYTES = 1 << 20
-_BOM = b"\xef\xbb\xbf"
+# pyarrow scales a decimal up to the column's scale without an overflow
+# check: a quantity with 30 integer digits, or with an exponent, could wrap
+# around to a wrong value instead of failing (quantity is the only key that
+# can be followed by a number, and no string holds a quote).
+_RISKY_QUANTITY = r'"quantity"\s*:\s*"?\s*[-+]?(?:[0-9.]*[eE]|[0-9]{30})'
 _INTEGERS = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 VIEW = "sm_fast_rows"
@@ -93,9 +99,6 @@ def _jsonl_tables(path: str):
     first_row = 1
     carry = b""
     with open(path, "rb") as fh:
-        if fh.read(len(_BOM)) == _BOM:
-            raise NotClean("byte-order mark")
-        fh.seek(0)
         while True:
             block = fh.read(CHUNK_BYTES)
             data = carry + block if carry else block
@@ -124,18 +127,21 @@ def _jsonl_tables(path: str):
 
 def _check_lines(data: bytes) -> int:
     """The number of lines of a chunk that ends at a line end (or at the
-    file's end), if every line starts with `{` and holds no backslash or
-    carriage return. pyarrow then gives at least one row per line, so as
-    many rows as lines means exactly one row per line."""
+    file's end), if every line starts with `{`, no byte is a backslash or a
+    carriage return and no quantity risks pyarrow's decimal conversion.
+    pyarrow then gives at least one row per line, so as many rows as lines
+    means exactly one row per line."""
     if b"\\" in data or b"\r" in data:
         raise NotClean("escaped strings or carriage returns")
-    text = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(text == ord("\n"))
-    following = ends[:-1] + 1 if data.endswith(b"\n") else ends + 1
-    starts = text[np.concatenate(([0], following))]
-    if not (starts == ord("{")).all():
+    newlines = data.count(b"\n")
+    open_end = not data.endswith(b"\n")
+    if data[:1] != b"{" or data.count(b"\n{") != newlines - (not open_end):
         raise NotClean("blank or indented lines")
-    return len(starts)
+    text = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)])
+    if pc.match_substring_regex(text, _RISKY_QUANTITY)[0].as_py():
+        raise NotClean("a quantity with an exponent or 30 integer digits")
+    return newlines + open_end
 
 
 def _parquet_rows(conn: duckdb.DuckDBPyConnection, path: str) -> tuple[str, str, str]:
