@@ -1,22 +1,25 @@
-"""The typed fast path (ingest/fastpath.py) gives exactly the ledger the
+"""The typed Parquet path (ingest/fastpath.py) gives exactly the ledger the
 exact path gives: clean files load through it with the same rows, and a file
-with one bad row anywhere loads through the exact path with every row
-number and reason the exact path gives."""
+with one bad row anywhere, or a column type it does not read exactly, loads
+through the exact path with every row number and reason the exact path
+gives."""
 
 import json
-import random
 
 import duckdb
 import pytest
 
-from stripemeter_assets.ingest import batch, fastpath
+from stripemeter_assets.ingest import batch
 from tests.conftest import event
 
 LEDGER = ("SELECT tenant_id, metric, customer_ref, resource_id, quantity, ts, idempotency_key, key_hash, key_derived, "
           "meta, regexp_extract(source_file, '[^/]*$'), row_number, seq & 4294967295 FROM events "
           "ORDER BY source_file, row_number")
-QUARANTINE = ("SELECT regexp_extract(source_file, '[^/]*$'), row_number, reason, detail, raw, tenant_id, idempotency_key "
-              "FROM quarantine ORDER BY source_file, row_number")
+# An unreadable file's error quotes the reader's statement, with the random
+# name of its temporary link: only the error's head is compared.
+QUARANTINE = ("SELECT regexp_extract(source_file, '[^/]*$'), row_number, reason, "
+              "CASE WHEN reason = 'unparseable_file' THEN left(detail, 60) ELSE detail END, raw, tenant_id, "
+              "idempotency_key FROM quarantine ORDER BY source_file, row_number")
 
 
 def exact_only(monkeypatch):
@@ -40,7 +43,7 @@ def both_ways(env, monkeypatch, batch_id="b"):
     return {f.path.rsplit("/", 1)[-1]: f.reader for f in fast.files}, fast_rows, (env.sql(LEDGER), env.sql(QUARANTINE))
 
 
-CLEAN = [
+CLEAN = [  # every column VARCHAR in drop_parquet
     event(quantity="5", ts="2025-03-10T10:00:00Z", idempotencyKey="k1"),
     event(quantity="2.5", ts="2025-03-10T11:00:00.123456Z"),
     event(customer="cus_B", quantity="7", ts="2025-03-11T00:00:00+02:00", resourceId="seat-1"),
@@ -50,35 +53,6 @@ CLEAN = [
     event(quantity="99999999999999999999999999999.999999999", ts="2025-03-12T00:00:00Z", idempotencyKey="big"),
     event(quantity="1.500000000000", ts="2025-03-12T00:00:00Z"),
 ]
-NUMBERS = [  # quantities as JSON numbers
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "n1", "quantity": 12345678901234567890.123456789, "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "n2", "quantity": 0.0015, "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "n3", "quantity": 42, "ts": "2025-03-10T10:00:00Z", "idempotencyKey": null}',
-    '{"metric": "api_calls", "tenantId": "acme", "quantity": 0.1, "customerRef": "n4", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "cüs_ü ✓", "quantity": "3", "ts": "2025-03-10T10:00:00Z"}',
-]
-
-
-def test_clean_jsonl_loads_through_the_typed_reader_with_the_exact_paths_rows(env, monkeypatch):
-    env.drop_jsonl("a.jsonl", CLEAN + NUMBERS)
-    readers, fast, exact = both_ways(env, monkeypatch)
-    assert readers == {"a.jsonl": "typed"}
-    assert fast == exact
-    assert len(fast[0]) == len(CLEAN) + len(NUMBERS) and fast[1] == []
-
-
-def test_a_large_jsonl_file_read_in_many_chunks_keeps_every_row_number(env, monkeypatch):
-    monkeypatch.setattr(fastpath, "CHUNK_BYTES", 64 << 10)  # about 400 lines per chunk
-    lines = [json.dumps(event(customer=f"line-{n}", quantity=str(n % 97), idempotencyKey=f"k{n}" if n % 2 else None,
-                              ts=f"2025-03-10T10:00:{n % 60:02d}Z")) for n in range(1, 20_001)]
-    (env.landing / "big.jsonl").write_text("\n".join(lines))  # no newline after the last line
-    readers, fast, exact = both_ways(env, monkeypatch)
-    assert readers == {"big.jsonl": "typed"}
-    assert fast == exact
-    assert env.sql("SELECT count(*) FROM events WHERE customer_ref <> 'line-' || row_number") == [(0,)]
-    assert env.sql("SELECT count(*) FROM events") == [(20_000,)]
-
-
 def _typed_parquet(path, rows):
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -101,30 +75,49 @@ def test_clean_parquet_with_typed_columns_loads_with_the_exact_paths_rows(env, m
     assert len(fast[0]) > 5_000
 
 
-def test_clean_csv_and_gzip_load_with_the_same_rows_either_way(env, monkeypatch):
-    cols = ["tenantId", "metric", "customerRef", "quantity", "ts", "idempotencyKey", "resourceId"]
-    env.drop_text("a.csv", "\n".join([",".join(cols)] + [",".join(str(e.get(c) or "") for c in cols) for e in CLEAN]) + "\n")
-    env.drop_jsonl("b.jsonl.gz", CLEAN, gz=True)
-    readers, fast, exact = both_ways(env, monkeypatch)
-    assert fast == exact and len(fast[0]) == len(CLEAN)  # the gzip copy is a duplicate of the CSV
-    assert readers == {"a.csv": "exact", "b.jsonl.gz": "exact"}
-
-
 def test_one_bad_row_deep_inside_sends_the_whole_file_through_the_exact_path(env, monkeypatch):
-    monkeypatch.setattr(fastpath, "CHUNK_BYTES", 256 << 10)
-    lines = [json.dumps(event(customer=f"line-{n}", quantity=str(n % 97), idempotencyKey=f"k{n}")) for n in range(1, 40_001)]
-    lines[37_122] = json.dumps(event(customer="line-37123", quantity="1.0000000001", idempotencyKey="k37123"))
-    env.drop_jsonl("a.jsonl", lines)
-    # the same bad row in a Parquet file, one past a row group
-    rows = [("acme", "api_calls", f"p-{n}", str(n % 97), "2025-03-10T10:00:00Z", f"p{n}", None, n) for n in range(3_000)]
-    rows[1_000] = ("acme", "api_calls", "p-1000", "-4", "2025-03-10T10:00:00Z", "p1000", None, 1000)
-    _parquet_text(env.landing / "b.parquet", rows)
+    rows = [("acme", "api_calls", f"p-{n}", str(n % 97), "2025-03-10T10:00:00Z", f"p{n}", None, n) for n in range(30_000)]
+    rows[27_123] = ("acme", "api_calls", "p-27123", "1.0000000001", "2025-03-10T10:00:00Z", "p27123", None, 27_123)
+    _parquet_text(env.landing / "a.parquet", rows)
+    # typed columns: a negative quantity one past a row group
+    typed = [("acme", "api_calls", f"t-{n}", f"{n % 97}.5", "2025-03-10T10:00:00+00:00", f"t{n}", None, n) for n in range(3_000)]
+    typed[1_000] = ("acme", "api_calls", "t-1000", "-4", "2025-03-10T10:00:00+00:00", "t1000", None, 1000)
+    _typed_parquet(env.landing / "b.parquet", typed)
     readers, fast, exact = both_ways(env, monkeypatch)
-    assert readers == {"a.jsonl": "exact", "b.parquet": "exact"}
+    assert readers == {"a.parquet": "exact", "b.parquet": "exact"}
     assert fast == exact
-    assert [(f, n, r) for f, n, r, *_ in fast[1]] == [("a.jsonl", 37_123, "invalid_quantity"),
+    assert [(f, n, r) for f, n, r, *_ in fast[1]] == [("a.parquet", 27_124, "invalid_quantity"),
                                                       ("b.parquet", 1_001, "negative_quantity")]
-    assert len(fast[0]) == 40_000 + 3_000 - 2
+    assert json.loads(fast[1][0][4])["quantity"] == "1.0000000001"  # the exact path's raw row
+    assert len(fast[0]) == 30_000 + 3_000 - 2
+
+
+@pytest.mark.parametrize("column, value", [
+    ("quantity DECIMAL(38, 12)", "1.000000000001"),   # more fractional digits than the ledger keeps
+    ("quantity DOUBLE", "0.1"),
+    ("quantity HUGEINT", "5"),
+    ("ts TIMESTAMP_NS", "2025-03-10 10:00:00.123456789"),
+    ("ts TIMESTAMPTZ", "0999-12-31 23:00:00+00"),      # the exact path reads its text differently
+    ("ts TIMESTAMP", "10000-01-01 00:00:00"),
+    ("tenantId BIGINT", "42"),
+    ("meta VARCHAR", '{"a": 1}'),
+])
+def test_a_column_type_the_typed_path_does_not_read_exactly_gives_what_the_exact_path_gives(
+        env, monkeypatch, column, value):
+    name, typ = column.split(" ", 1)
+    base = {"tenantId": ("VARCHAR", "'acme'"), "metric": ("VARCHAR", "'api_calls'"), "customerRef": ("VARCHAR", "'c'"),
+            "quantity": ("DECIMAL(18, 3)", "1"), "ts": ("TIMESTAMPTZ", "'2025-03-10 10:00:00+00'")}
+    base[name] = (typ, f"'{value}'")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    select = ", ".join(f"{v}::{t} AS {k}" for k, (t, v) in base.items())
+    con.execute(f"COPY (SELECT {select}, 'k' || range AS idempotencyKey FROM range(3)) "
+                f"TO '{env.landing / 'a.parquet'}' (FORMAT parquet)")
+    con.close()
+    (env.landing / "b.parquet").write_bytes(b"PAR1 not really")
+    readers, fast, exact = both_ways(env, monkeypatch)
+    assert fast == exact
+    assert readers == {"a.parquet": "exact", "b.parquet": "exact"}
 
 
 def _parquet_text(path, rows):
@@ -136,67 +129,4 @@ def _parquet_text(path, rows):
     con.close()
 
 
-DOUBTFUL_LINES = [
-    "",                                                   # a blank line
-    "   ",                                                # a line of spaces
-    '  {"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z"} '
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "y", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "ac\\u006de", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z", "meta": {"a": 1}}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z", "other": 1}',
-    '{"tenantId": "acme", "tenantId": "globex", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": 123456789012345678901234567890, "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": 1.5E-3, "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "-712027827900266614332097527365.7712", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": " 1", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "", "ts": "2025-03-10T10:00:00Z"}',
-    '{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1"}',
-    '[1, 2]',
-    '\ufeff{"tenantId": "acme", "metric": "api_calls", "customerRef": "x", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}',
-]
 
-
-@pytest.mark.parametrize("doubtful", range(len(DOUBTFUL_LINES)))
-def test_a_doubtful_line_gives_what_the_exact_path_gives(env, monkeypatch, doubtful):
-    clean = [json.dumps(event(customer=f"c{n}", idempotencyKey=f"k{n}")) for n in range(5)]
-    at = 0 if DOUBTFUL_LINES[doubtful].startswith("\ufeff") else 3  # a byte-order mark opens the file
-    env.drop_jsonl("a.jsonl", clean[:at] + [DOUBTFUL_LINES[doubtful]] + clean[at:])
-    readers, fast, exact = both_ways(env, monkeypatch)
-    assert fast == exact
-    assert readers == {"a.jsonl": "exact"}
-
-
-def test_random_quantities_and_timestamps_give_the_same_ledger_either_way(env, monkeypatch):
-    # One file per event, so each file takes its own path: the typed reader
-    # must never accept a value the exact path reads differently or rejects.
-    rng = random.Random(17)
-    digits = lambda k: "".join(rng.choice("0123456789") for _ in range(k))  # noqa: E731
-    quantities = ["0", "-0", "+5", "5.", ".5", "007", "1e3", "1E-9", "1e-10", "2.5e+2", "-1.5E2", "1_0", "0x1F",
-                  "1.0000000001", "1.0000000000", "99999999999999999999999999999", "100000000000000000000000000000",
-                  "NaN", "Infinity", "1,5", "٣"]
-    for _ in range(60):
-        quantities.append(f"{rng.choice(['', '-'])}{digits(rng.randint(1, 31))}.{digits(rng.randint(0, 12))}")
-    times = ["2025-03-10T10:00:00Z", "2025-03-10T10:00:00.1234567Z", "2025-03-10T10:00:00+24:00", "2025-03-10t10:00:00Z",
-             "2025-03-10T10:00:00+0530", "2025-03-10T10:00:00.000001-00:30", "2025-03-10 10:00:00", "0999-12-31T23:59:59Z",
-             "2025-13-01T00:00:00Z", "2025-03-10T10:00:60Z", "2025-03-10T10:00:00 Z"]
-    n = 0
-    for q in quantities:
-        for form in ("string", "number"):
-            n += 1
-            value = json.dumps(q) if form == "string" else q
-            line = ('{"tenantId": "acme", "metric": "credits", "customerRef": "c%d", "quantity": %s, "ts": %s}'
-                    % (n, value, json.dumps(rng.choice(times))))
-            env.drop_text(f"f{n:03d}.jsonl", line + "\n")
-    readers, fast, exact = both_ways(env, monkeypatch)
-    assert fast == exact
-    assert "typed" in readers.values() and "exact" in readers.values()
-
-
-def test_a_file_rejected_whole_is_rejected_the_same_either_way(env, monkeypatch):
-    env.drop_text("a.jsonl", '{"tenantId": "acme", "metric": "x\x1e", "customerRef": "c", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}\n')
-    (env.landing / "b.jsonl").write_bytes(b'{"tenantId": "\xff", "metric": "m", "customerRef": "c", "quantity": "1", "ts": "2025-03-10T10:00:00Z"}\n')
-    readers, fast, exact = both_ways(env, monkeypatch)
-    assert fast == exact
