@@ -195,3 +195,41 @@ def floor_sql(path: str | Path) -> str:
         FROM (SELECT *, TRY_CAST(quantity AS DECIMAL(38, 9)) AS q, TRY_CAST(ts AS TIMESTAMPTZ)::TIMESTAMP AS t
               FROM read_json({p}, format = 'newline_delimited', columns = {columns}));
         SELECT count(*) FROM t"""
+
+
+def build_ledger(db: str, events: int, *, memory_limit: str = "2GB") -> dict:
+    """A ledger of `events` rows written straight into `events` by SQL, for
+    measuring how per-batch costs scale with the ledger's size (the ingest
+    itself is too slow to build 100M rows on this machine in a bench run).
+    Same shape and value spread as `write_bulk_jsonl` data: 5 tenants, 3
+    metrics, 10k customers over January 2025, half the keys derived; the
+    key_hash of each row is its real `sm_key_hash`, so dedupe probes real
+    values. One landing_files row per 10M events."""
+    start = time.perf_counter()
+    with connect(db, memory_limit=memory_limit) as conn:
+        conn.execute("SET enable_progress_bar = false")
+        step = 10_000_000
+        for lo in range(0, events, step):
+            hi = min(events, lo + step)
+            file_seq = conn.execute("SELECT nextval('landing_file_seq')").fetchone()[0]
+            conn.execute(f"""
+                INSERT INTO events
+                SELECT tenant_id, metric, customer_ref, NULL, quantity, ts, key,
+                       (md5_number(tenant_id || chr(31) || key) >> 64)::UBIGINT, i % 100 >= 50, NULL,
+                       'synthetic-{file_seq}.jsonl', i - {lo} + 1, 'synthetic-{file_seq}',
+                       ({file_seq}::BIGINT << 32) | (i - {lo} + 1), TIMESTAMP '2025-02-01'
+                FROM (
+                    SELECT i, 'tenant_' || (i % 5) AS tenant_id,
+                           ['api_calls', 'storage_gb', 'seats'][1 + (i % 3)::INT] AS metric,
+                           'cus_' || lpad(((i * 7919) % 10000)::VARCHAR, 6, '0') AS customer_ref,
+                           ((i * 31) % 1000)::DECIMAL(38, 9) / 10 AS quantity,
+                           TIMESTAMP '2025-01-01' + INTERVAL (i % (30 * 86400)) SECOND AS ts,
+                           CASE WHEN i % 100 < 50 THEN 'syn_' || i ELSE md5(i::VARCHAR)[:32] END AS key
+                    FROM range({lo}, {hi}) t(i))""")
+            conn.execute("INSERT INTO landing_files VALUES (?, ?, ?, 'jsonl', 0, ?, ?, 0, 0, 'loaded', NULL, ?, "
+                         "TIMESTAMP '2025-02-01')", [file_seq, f"synthetic-{file_seq}.jsonl", f"synthetic-{file_seq}",
+                                                    hi - lo, hi - lo, f"synthetic-{file_seq}"])
+            conn.execute("CHECKPOINT")
+        conn.execute("""INSERT INTO watermarks SELECT tenant_id, metric, customer_ref, max(ts), TIMESTAMP '2025-02-01'
+                        FROM events GROUP BY ALL ON CONFLICT DO NOTHING""")
+    return {"seconds": time.perf_counter() - start, "mb": Path(db).stat().st_size / 2**20}

@@ -13,11 +13,19 @@ file with memory_limit 2GB, against bare DuckDB reads of the same file.
      (converted with DuckDB COPY) -> events/s per format and the ratio to a
      bare count(*) with read_json / read_csv / read_parquet.
 
+  4. per ledger size of `--scale-events` (default 10M,100M; ledgers written
+     straight by SQL with `_ledger.build_ledger`, as ingesting 100M would take
+     most of an hour here): a 100k batch and a 1-event batch into it, the
+     analyst snapshot published after the 100k batch (incremental: only the
+     new rows are written) next to the old full copy of the warehouse, and
+     the first publication (every row written once).
+
 Each measurement runs `--repeat` times (default 2) in its own subprocess;
 the best run is reported with the spread of the runs.
 
 Run: python bench/ingest.py [--events 10000000] [--format-events 1000000]
                             [--batch-events 100000] [--repeat 2] [--skip-formats]
+                            [--scale-events 10000000,100000000] [--skip-scale]
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from common import Row, fmt_count, fmt_mb, fmt_rate, fmt_runs, fmt_s, log
 SCRIPT = Path(__file__).resolve()
 TARGET_RATE = 1_000_000      # events/s end to end
 TARGET_BATCH_S = 1.0         # 100k batch into the 10M ledger
+TARGET_BATCH_100M_S = 1.5    # 100k batch into a 100M ledger
+TARGET_TINY_S = 0.1          # 1-event batch into a 10M ledger
+TARGET_PUBLISH_RATIO = 1.5   # snapshot publish after a 100k batch: largest ledger / smallest
 TARGET_PEAK_MB = 2.5 * 1024  # peak RSS
 FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz")
 
@@ -42,6 +53,46 @@ FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz")
 def ingest(db: str, folder: str, batch_id: str) -> dict:
     import _ledger
     return _ledger.ingest_folder(db, folder, batch_id=batch_id, memory_limit=common.MEMORY_LIMIT)
+
+
+@common.worker
+def build(db: str, events: int) -> dict:
+    import _ledger
+    return _ledger.build_ledger(db, events, memory_limit=common.MEMORY_LIMIT)
+
+
+@common.worker
+def publish(db: str, analytics: str) -> dict:
+    """The snapshot_job's publication, timed."""
+    import time
+
+    from stripemeter_assets.analytics.snapshot import publish_snapshot
+    start = time.perf_counter()
+    counts = publish_snapshot(db, analytics)
+    return {"seconds": time.perf_counter() - start, "events": counts["events"]}
+
+
+@common.worker
+def full_copy(db: str, analytics: str) -> dict:
+    """The publication as it was before segments: every table of the
+    warehouse copied into a new DuckDB file in one transaction."""
+    import os
+    import time
+
+    from stripemeter_assets.warehouse import connect
+    start = time.perf_counter()
+    with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
+        conn.execute(f"ATTACH '{analytics}' AS copy")
+        conn.execute("BEGIN TRANSACTION")
+        for (table,) in conn.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+                                     "AND NOT temporary").fetchall():
+            conn.execute(f'CREATE TABLE copy."{table}" AS SELECT * FROM "{table}"')
+        conn.execute("COMMIT")
+        conn.execute("CHECKPOINT copy")
+        conn.execute("DETACH copy")
+    seconds = time.perf_counter() - start
+    os.remove(analytics)
+    return {"seconds": seconds}
 
 
 @common.worker
@@ -100,6 +151,10 @@ def main() -> None:
         "--format-events": {"type": int, "default": 1_000_000, "help": "events per format file (default 1M)"},
         "--batch-events": {"type": int, "default": 100_000, "help": "events in the incremental batch (default 100k)"},
         "--skip-formats": {"action": "store_true", "help": "skip the per-format part"},
+        "--scale-events": {"default": "10000000,100000000",
+                           "help": "ledger sizes for the scaling part, comma-separated (default 10M,100M)"},
+        "--skip-scale": {"action": "store_true", "help": "skip the scaling part"},
+        "--skip-main": {"action": "store_true", "help": "skip the big JSONL file and its batches (parts 1-2)"},
     })
     args = parser.parse_args()
     from _ledger import DAYS, START, bare_count_sql, bare_load_sql, convert, floor_sql
@@ -111,87 +166,88 @@ def main() -> None:
     n, m, b = args.events, args.format_events, args.batch_events
     log(f"ingest bench: {n:,} events, {common.load()}")
     with common.bench_dir("ingest", keep=args.keep) as tmp:
-        # -- 1. the big JSONL file
-        main_dir = tmp / "landing-main"
-        main_dir.mkdir()
-        big = main_dir / "bulk.jsonl"
-        log(f"generating {n:,} events -> {big}")
-        write_bulk_jsonl(big, n, start=START, days=DAYS, seed=0)
-        size_mb = big.stat().st_size / 2**20
+        if not args.skip_main:
+            # -- 1. the big JSONL file
+            main_dir = tmp / "landing-main"
+            main_dir.mkdir()
+            big = main_dir / "bulk.jsonl"
+            log(f"generating {n:,} events -> {big}")
+            write_bulk_jsonl(big, n, start=START, days=DAYS, seed=0)
+            size_mb = big.stat().st_size / 2**20
 
-        count_s = run_bare(bare_count_sql(big, "jsonl"), args.repeat, f"bare read_json count(*) {fmt_count(n)}")
-        load_s = run_bare(bare_load_sql(big, "jsonl"), args.repeat, f"bare read_json CTAS {fmt_count(n)}",
-                          db=tmp / "bare.duckdb")
-        floor_s = run_bare(floor_sql(big), args.repeat, f"floor: typed, keyed CTAS {fmt_count(n)}",
-                           db=tmp / "floor.duckdb")
+            count_s = run_bare(bare_count_sql(big, "jsonl"), args.repeat, f"bare read_json count(*) {fmt_count(n)}")
+            load_s = run_bare(bare_load_sql(big, "jsonl"), args.repeat, f"bare read_json CTAS {fmt_count(n)}",
+                              db=tmp / "bare.duckdb")
+            floor_s = run_bare(floor_sql(big), args.repeat, f"floor: typed, keyed CTAS {fmt_count(n)}",
+                               db=tmp / "floor.duckdb")
 
-        dbs = [tmp / f"ledger-{i}.duckdb" for i in range(args.repeat)]
-        results = []
-        for i, db in enumerate(dbs):
-            results += run_ingests(main_dir, [db], n, f"ingest {fmt_count(n)} JSONL (run {i + 1})")
-            if i + 1 < len(dbs):
-                _remove_db(db)  # keep only the last ledger (disk)
-        e2e = [r["end_to_end_s"] for r in results]
-        batch_only = [r["ingest_batch_s"] for r in results]
-        peak = max(r["peak_rss_mb"] for r in results)
-        best = min(results, key=lambda r: r["end_to_end_s"])
-        rate = n / min(e2e)
-        rows += [
-            Row(f"ingest {fmt_count(n)} JSONL ({size_mb:,.0f} MB), end to end", f"{fmt_rate(n, min(e2e))}",
-                f">= {fmt_rate(TARGET_RATE, 1)}", rate >= TARGET_RATE),
-            Row(f"ingest {fmt_count(n)} JSONL, wall", fmt_runs(e2e)),
-            Row(f"ingest {fmt_count(n)} JSONL, CPU time of the ingest process",
-                f"{min(r['cpu_s'] for r in results):.1f} s = {min(r['cpu_s'] for r in results) / n * 1e6:.2f} µs/event "
-                f"(2 cores: >= 1M ev/s needs <= 2 µs/event)"),
-            Row(f"ingest {fmt_count(n)} JSONL, ingest_batch only", fmt_runs(batch_only)),
-            Row(f"ingest {fmt_count(n)} JSONL, peak RSS (ingest process)",
-                f"{fmt_mb(peak)} (max of {len(results)}; runs: {', '.join(fmt_mb(r['peak_rss_mb']) for r in results)})",
-                f"<= {fmt_mb(TARGET_PEAK_MB)}", peak <= TARGET_PEAK_MB),
-            Row(f"ledger file after {fmt_count(n)}", fmt_mb(best["db_mb"])),
-            Row(f"bare read_json count(*) {fmt_count(n)}", f"{fmt_runs(count_s)} = {fmt_rate(n, min(count_s))}"),
-            Row("ratio ingest / bare read_json count(*)", f"{min(e2e) / min(count_s):.1f}x"),
-            Row(f"bare CTAS read_json -> DuckDB file {fmt_count(n)}",
-                f"{fmt_runs(load_s)} = {fmt_rate(n, min(load_s))}"),
-            Row("ratio ingest / bare CTAS into a file", f"{min(e2e) / min(load_s):.1f}x"),
-            Row(f"floor {fmt_count(n)}: read_json, cast, SHA-256 keys, write (no checks, no dedupe)",
-                f"{fmt_runs(floor_s)} = {fmt_rate(n, min(floor_s))}"),
-            Row("ratio ingest / floor", f"{min(e2e) / min(floor_s):.1f}x"),
-        ]
-        details.append((f"ingest {fmt_count(n)} JSONL: slowest phases of the best run "
-                        f"(ingest_batch {fmt_s(best['ingest_batch_s'])})", phase_rows(best)))
+            dbs = [tmp / f"ledger-{i}.duckdb" for i in range(args.repeat)]
+            results = []
+            for i, db in enumerate(dbs):
+                results += run_ingests(main_dir, [db], n, f"ingest {fmt_count(n)} JSONL (run {i + 1})")
+                if i + 1 < len(dbs):
+                    _remove_db(db)  # keep only the last ledger (disk)
+            e2e = [r["end_to_end_s"] for r in results]
+            batch_only = [r["ingest_batch_s"] for r in results]
+            peak = max(r["peak_rss_mb"] for r in results)
+            best = min(results, key=lambda r: r["end_to_end_s"])
+            rate = n / min(e2e)
+            rows += [
+                Row(f"ingest {fmt_count(n)} JSONL ({size_mb:,.0f} MB), end to end", f"{fmt_rate(n, min(e2e))}",
+                    f">= {fmt_rate(TARGET_RATE, 1)}", rate >= TARGET_RATE),
+                Row(f"ingest {fmt_count(n)} JSONL, wall", fmt_runs(e2e)),
+                Row(f"ingest {fmt_count(n)} JSONL, CPU time of the ingest process",
+                    f"{min(r['cpu_s'] for r in results):.1f} s = {min(r['cpu_s'] for r in results) / n * 1e6:.2f} µs/event "
+                    f"(2 cores: >= 1M ev/s needs <= 2 µs/event)"),
+                Row(f"ingest {fmt_count(n)} JSONL, ingest_batch only", fmt_runs(batch_only)),
+                Row(f"ingest {fmt_count(n)} JSONL, peak RSS (ingest process)",
+                    f"{fmt_mb(peak)} (max of {len(results)}; runs: {', '.join(fmt_mb(r['peak_rss_mb']) for r in results)})",
+                    f"<= {fmt_mb(TARGET_PEAK_MB)}", peak <= TARGET_PEAK_MB),
+                Row(f"ledger file after {fmt_count(n)}", fmt_mb(best["db_mb"])),
+                Row(f"bare read_json count(*) {fmt_count(n)}", f"{fmt_runs(count_s)} = {fmt_rate(n, min(count_s))}"),
+                Row("ratio ingest / bare read_json count(*)", f"{min(e2e) / min(count_s):.1f}x"),
+                Row(f"bare CTAS read_json -> DuckDB file {fmt_count(n)}",
+                    f"{fmt_runs(load_s)} = {fmt_rate(n, min(load_s))}"),
+                Row("ratio ingest / bare CTAS into a file", f"{min(e2e) / min(load_s):.1f}x"),
+                Row(f"floor {fmt_count(n)}: read_json, cast, SHA-256 keys, write (no checks, no dedupe)",
+                    f"{fmt_runs(floor_s)} = {fmt_rate(n, min(floor_s))}"),
+                Row("ratio ingest / floor", f"{min(e2e) / min(floor_s):.1f}x"),
+            ]
+            details.append((f"ingest {fmt_count(n)} JSONL: slowest phases of the best run "
+                            f"(ingest_batch {fmt_s(best['ingest_batch_s'])})", phase_rows(best)))
 
-        # -- 2. an incremental batch into that ledger
-        ledger = dbs[-1]
-        batch_results = []
-        for i in range(args.repeat):
-            folder = tmp / f"landing-batch-{i}"
-            folder.mkdir()
-            # Fresh events of the day after the bulk data (not late, new keys).
-            write_bulk_jsonl(folder / "batch.jsonl", b, start="2025-01-31", days=1, seed=1 + i)
-            what = f"{fmt_count(b)} batch into {fmt_count(n)} ledger (run {i + 1})"
-            batch_results.append(_ingest_into(ledger, folder, b, what))
-        batch_e2e = [r["end_to_end_s"] for r in batch_results]
-        batch_best = min(batch_results, key=lambda r: r["end_to_end_s"])
-        rows += [
-            Row(f"{fmt_count(b)} batch into {fmt_count(n)} ledger, end to end", fmt_runs(batch_e2e),
-                f"<= {fmt_s(TARGET_BATCH_S)}", min(batch_e2e) <= TARGET_BATCH_S),
-            Row(f"{fmt_count(b)} batch, ingest_batch only", fmt_runs([r["ingest_batch_s"] for r in batch_results])),
-            Row(f"{fmt_count(b)} batch, peak RSS", fmt_mb(max(r["peak_rss_mb"] for r in batch_results))),
-        ]
-        # The fixed cost of a batch: one event into the same ledger.
-        tiny = []
-        for i in range(args.repeat):
-            folder = tmp / f"landing-tiny-{i}"
-            folder.mkdir()
-            write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=100 + i)
-            tiny.append(_ingest_into(ledger, folder, 1, f"1-event batch into {fmt_count(n)} ledger (run {i + 1})"))
-        rows.append(Row(f"1-event batch into {fmt_count(n)} ledger (fixed cost per batch)",
-                        fmt_runs([r["end_to_end_s"] for r in tiny])))
-        details.append((f"{fmt_count(b)} batch into {fmt_count(n)} ledger: slowest phases of the best run "
-                        f"(ingest_batch {fmt_s(batch_best['ingest_batch_s'])})", phase_rows(batch_best)))
-        for db in dbs:
-            _remove_db(db)
-        big.unlink()
+            # -- 2. an incremental batch into that ledger
+            ledger = dbs[-1]
+            batch_results = []
+            for i in range(args.repeat):
+                folder = tmp / f"landing-batch-{i}"
+                folder.mkdir()
+                # Fresh events of the day after the bulk data (not late, new keys).
+                write_bulk_jsonl(folder / "batch.jsonl", b, start="2025-01-31", days=1, seed=1 + i)
+                what = f"{fmt_count(b)} batch into {fmt_count(n)} ledger (run {i + 1})"
+                batch_results.append(_ingest_into(ledger, folder, b, what))
+            batch_e2e = [r["end_to_end_s"] for r in batch_results]
+            batch_best = min(batch_results, key=lambda r: r["end_to_end_s"])
+            rows += [
+                Row(f"{fmt_count(b)} batch into {fmt_count(n)} ledger, end to end", fmt_runs(batch_e2e),
+                    f"<= {fmt_s(TARGET_BATCH_S)}", min(batch_e2e) <= TARGET_BATCH_S),
+                Row(f"{fmt_count(b)} batch, ingest_batch only", fmt_runs([r["ingest_batch_s"] for r in batch_results])),
+                Row(f"{fmt_count(b)} batch, peak RSS", fmt_mb(max(r["peak_rss_mb"] for r in batch_results))),
+            ]
+            # The fixed cost of a batch: one event into the same ledger.
+            tiny = []
+            for i in range(args.repeat):
+                folder = tmp / f"landing-tiny-{i}"
+                folder.mkdir()
+                write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=100 + i)
+                tiny.append(_ingest_into(ledger, folder, 1, f"1-event batch into {fmt_count(n)} ledger (run {i + 1})"))
+            rows.append(Row(f"1-event batch into {fmt_count(n)} ledger (fixed cost per batch)",
+                            fmt_runs([r["end_to_end_s"] for r in tiny])))
+            details.append((f"{fmt_count(b)} batch into {fmt_count(n)} ledger: slowest phases of the best run "
+                            f"(ingest_batch {fmt_s(batch_best['ingest_batch_s'])})", phase_rows(batch_best)))
+            for db in dbs:
+                _remove_db(db)
+            big.unlink()
 
         # -- 3. one data set, four formats
         if not args.skip_formats:
@@ -226,11 +282,69 @@ def main() -> None:
                 details.append((f"ingest {fmt_count(m)} {fmt}: slowest phases of the best run",
                                 phase_rows(min(res, key=lambda r: r["end_to_end_s"]), top=5)))
 
+        # -- 4. costs against the ledger's size
+        if not args.skip_scale:
+            rows += scale_rows(tmp, [int(x) for x in args.scale_events.split(",")], b, args.repeat)
+
     title = f"ingest bench ({fmt_count(n)} events; {common.load()} at the end)"
     common.print_table(rows, title)
     for heading, drows in details:
         common.print_table(drows, heading)
     common.write_json(args.json, rows, {"details": {h: [r.__dict__ for r in d] for h, d in details}})
+
+
+def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
+    """Per ledger size: the 100k and 1-event batches, and the snapshot
+    published after the 100k batch next to the old full copy."""
+    from stripemeter_assets.cli.gen_events import write_bulk_jsonl
+    rows: list[Row] = []
+    publish_after: dict[int, float] = {}
+    for size in sizes:
+        db, analytics = tmp / f"scale-{fmt_count(size)}.duckdb", tmp / f"scale-{fmt_count(size)}" / "analytics.duckdb"
+        built = common.run_worker(SCRIPT, "build", db=str(db), events=size)
+        log(f"built a {fmt_count(size)} ledger in {fmt_s(built['seconds'])} ({fmt_mb(built['mb'])})")
+        first = common.run_worker(SCRIPT, "publish", db=str(db), analytics=str(analytics))
+        log(f"first publication of the {fmt_count(size)} ledger: {fmt_s(first['seconds'])}")
+        batches, publishes, copies, tiny = [], [], [], []
+        for i in range(repeat):
+            folder = tmp / f"scale-{fmt_count(size)}-batch-{i}"
+            folder.mkdir()
+            write_bulk_jsonl(folder / "batch.jsonl", b, start="2025-01-31", days=1, seed=1 + i)
+            batches.append(_ingest_into(db, folder, b, f"{fmt_count(b)} batch into {fmt_count(size)} ledger (run {i + 1})"))
+            publishes.append(common.run_worker(SCRIPT, "publish", db=str(db), analytics=str(analytics))["seconds"])
+            copies.append(common.run_worker(SCRIPT, "full_copy", db=str(db),
+                                            analytics=str(tmp / "full-copy.duckdb"))["seconds"])
+            log(f"publish after the batch: {fmt_s(publishes[-1])}; old full copy {fmt_s(copies[-1])}")
+            folder = tmp / f"scale-{fmt_count(size)}-tiny-{i}"
+            folder.mkdir()
+            write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=100 + i)
+            tiny.append(_ingest_into(db, folder, 1, f"1-event batch into {fmt_count(size)} ledger (run {i + 1})"))
+        publish_after[size] = min(publishes)
+        batch_s = min(r["end_to_end_s"] for r in batches)
+        tiny_s = min(r["end_to_end_s"] for r in tiny)
+        target = TARGET_BATCH_100M_S if size >= 100_000_000 else TARGET_BATCH_S
+        rows += [
+            Row(f"{fmt_count(size)} ledger (built by SQL): {fmt_count(b)} batch, end to end",
+                fmt_runs([r["end_to_end_s"] for r in batches]), f"<= {fmt_s(target)}", batch_s <= target),
+            Row(f"{fmt_count(size)} ledger: 1-event batch, end to end", fmt_runs([r["end_to_end_s"] for r in tiny]),
+                f"<= {fmt_s(TARGET_TINY_S)}" if size == 10_000_000 else "",
+                tiny_s <= TARGET_TINY_S if size == 10_000_000 else None),
+            Row(f"{fmt_count(size)} ledger: 1-event batch, ingest_batch only",
+                fmt_runs([r["ingest_batch_s"] for r in tiny])),
+            Row(f"{fmt_count(size)} ledger: snapshot publish after the {fmt_count(b)} batch", fmt_runs(publishes)),
+            Row(f"{fmt_count(size)} ledger: old full copy of the warehouse (same run)", fmt_runs(copies)),
+            Row(f"  ratio publish / full copy", f"{min(publishes) / min(copies):.2f}x"),
+            Row(f"{fmt_count(size)} ledger: first publication (every row once)", fmt_s(first["seconds"])),
+            Row(f"{fmt_count(size)} ledger file", fmt_mb(built["mb"])),
+        ]
+        for p in (db, Path(str(db) + ".wal")):
+            p.unlink(missing_ok=True)
+    if len(publish_after) > 1:
+        small, large = min(publish_after), max(publish_after)
+        ratio = publish_after[large] / publish_after[small]
+        rows.append(Row(f"snapshot publish after a {fmt_count(b)} batch: {fmt_count(large)} / {fmt_count(small)} ledger",
+                        f"{ratio:.2f}x", f"<= {TARGET_PUBLISH_RATIO}x", ratio <= TARGET_PUBLISH_RATIO))
+    return rows
 
 
 def _ingest_into(ledger: Path, folder: Path, expected: int, what: str) -> dict:

@@ -1,6 +1,10 @@
 -- Validates one file's raw rows (the query filled in below) into `staged`: typed
 -- fields plus the first failing reason, the derived key for rows without
 -- one, and the raw text kept only for rows that will be quarantined.
+-- {{quantity_value}} and {{ts_value}} type the quantity and ts: from their
+-- texts (sm_decimal, sm_timestamp), or columns a typed reader already gave
+-- exactly (ingest/fastpath.py; a typed ts has no text, hence `t IS NULL`
+-- in the missing test, which changes nothing for a text: empty text, no t).
 INSERT INTO staged
 WITH src AS ({{rows}}),
 -- No join anywhere (nor in the readers): rows are numbered from the order
@@ -8,8 +12,8 @@ WITH src AS ({{rows}}),
 -- SELECT/WHERE queries (batch._number_rows).
 typed AS (
     SELECT *,
-        sm_decimal(quantity) AS q,
-        sm_timestamp(ts) AS t,
+        {{quantity_value}} AS q,
+        {{ts_value}} AS t,
         coalesce(sm_allows_negative(metric), false) AS allow_negative
     FROM src
 ),
@@ -19,7 +23,7 @@ checked AS (
             WHEN parse_error IS NOT NULL THEN parse_error
             WHEN coalesce(tenant_id, '') = '' OR coalesce(metric, '') = '' OR coalesce(customer_ref, '') = ''
                  OR (coalesce(quantity, '') = '' AND quantity_type IS DISTINCT FROM 'number')
-                 OR coalesce(ts, '') = '' THEN 'missing_field'
+                 OR (coalesce(ts, '') = '' AND t IS NULL) THEN 'missing_field'
             WHEN tenant_id_type <> 'string' OR metric_type <> 'string' OR customer_ref_type <> 'string'
                  OR ts_type <> 'string' OR quantity_type NOT IN ('string', 'number')
                  OR coalesce(idempotency_key_type, 'string') NOT IN ('string', 'null')
@@ -67,7 +71,7 @@ SELECT
             CASE WHEN coalesce(metric, '') = '' THEN 'metric' END,
             CASE WHEN coalesce(customer_ref, '') = '' THEN 'customerRef' END,
             CASE WHEN coalesce(quantity, '') = '' AND quantity_type IS DISTINCT FROM 'number' THEN 'quantity' END,
-            CASE WHEN coalesce(ts, '') = '' THEN 'ts' END)
+            CASE WHEN coalesce(ts, '') = '' AND t IS NULL THEN 'ts' END)
         WHEN 'invalid_type' THEN 'a field has the wrong JSON type (strings for ids and ts, number or string for quantity, object for meta)'
         WHEN 'field_too_long' THEN 'tenantId/metric at most 128 chars, customerRef/idempotencyKey/resourceId at most 255'
         WHEN 'invalid_quantity' THEN CASE WHEN quantity IS NULL

@@ -96,3 +96,18 @@ CREATE TABLE IF NOT EXISTS ingest_batches (
     confirmed    BOOLEAN NOT NULL DEFAULT false,
     created_at   TIMESTAMP NOT NULL
 );
+
+-- Parquet segments of the append-only tables (events, quarantine) written
+-- for the analyst snapshot (stripemeter_assets/snapshot.py): each holds the
+-- rows of one rowid range, written once. A compaction merges segments into
+-- a new one and retires them; retired files are deleted once no snapshot a
+-- reader may still hold refers to them.
+CREATE TABLE IF NOT EXISTS snapshot_segments (
+    table_name  VARCHAR NOT NULL,
+    path        VARCHAR NOT NULL,
+    first_rowid BIGINT NOT NULL,
+    last_rowid  BIGINT NOT NULL,
+    rows        BIGINT NOT NULL,
+    created_at  TIMESTAMP NOT NULL,
+    retired_at  TIMESTAMP
+);

@@ -1,20 +1,34 @@
-"""The analyst snapshot (DESIGN §8): a consistent read-only copy of the
-warehouse, published by atomic file swap.
+"""The analyst snapshot (DESIGN §8): a consistent read-only view of the
+warehouse, published by atomic file swap, at a cost that follows what
+changed rather than the ledger's size.
 
 DuckDB admits one writer process, and even a read-only connection from
 another process conflicts with it, so analysts never open the warehouse.
-They open `STRIPEMETER_ANALYTICS`, which the writer replaces whole: the copy
-is built in a temporary file next to it, then `os.replace`d over it. A reader
-with an open connection keeps the old inode (its consistent old view); a new
-connection sees the new file. Publishing never waits for readers.
+They open `STRIPEMETER_ANALYTICS`, which the writer replaces whole: a new
+file is built next to it, then `os.replace`d over it. A reader with an open
+connection keeps the old inode (its consistent old view); a new connection
+sees the new file. Publishing never waits for readers.
+
+The append-only tables (`events`, `quarantine`: rows are never updated or
+deleted) are not copied into that file. Their rows are written once, as
+Parquet segments in `<snapshot>.segments/`, each new publication writing only
+the rows appended since the last (a rowid range, which DuckDB reads without
+scanning older row groups); the snapshot file holds views over the segments
+its transaction saw. Every other table is small (one row per counter,
+intent, file, ...) and copied whole. Segments are immutable: a reader's old
+snapshot keeps reading the files it names. When a size tier holds
+`MERGE_FANOUT` segments they are merged into one and retired; retired and
+orphaned files are deleted after `RETAIN`, so a snapshot held open longer
+than that may lose rows it still names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -22,6 +36,9 @@ from stripemeter_assets import settings, warehouse
 from stripemeter_assets.warehouse import ident, literal
 
 VIEWS_SQL = "analytics/analyst_views.sql"
+APPEND_ONLY = ("events", "quarantine")
+MERGE_FANOUT = 10
+RETAIN = timedelta(hours=24)
 
 
 def publish_snapshot(warehouse_path: str | None = None, analytics_path: str | None = None) -> dict[str, int]:
@@ -30,12 +47,17 @@ def publish_snapshot(warehouse_path: str | None = None, analytics_path: str | No
         return publish_snapshot_from(conn, analytics_path)
 
 
+def segments_dir(analytics_path: str) -> str:
+    return os.path.abspath(analytics_path) + ".segments"
+
+
 def publish_snapshot_from(conn: duckdb.DuckDBPyConnection, analytics_path: str | None = None, *,
                           as_of: datetime | None = None) -> dict[str, int]:
-    """Copies every table of `conn`'s database, as of one transaction, to a
-    new snapshot file, adds the analyst views and swaps it in. Returns the
-    row count per table copied. `as_of` (default `settings.now()`) is the
-    "now" the views use, stored in the snapshot's `snapshot_info` table.
+    """Publishes the state of `conn`'s database, as of one transaction: new
+    segments of the append-only tables, a new snapshot file with the other
+    tables, views over the segments and the analyst views, swapped in.
+    Returns the row count per table. `as_of` (default `settings.now()`) is
+    the "now" the views use, stored in the snapshot's `snapshot_info` table.
     On failure the previous snapshot stays in place and the temporary file
     is removed."""
     target = os.path.abspath(analytics_path or settings.analytics_path())
@@ -46,7 +68,7 @@ def publish_snapshot_from(conn: duckdb.DuckDBPyConnection, analytics_path: str |
     # so nothing mistakes a half-built copy for a snapshot.
     tmp = os.path.join(folder, f".{base}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
-        counts = _copy_tables(conn, tmp, as_of)
+        counts = _build(conn, tmp, segments_dir(target), as_of)
         _create_views(tmp)
         os.replace(tmp, target)
     except BaseException:
@@ -54,38 +76,147 @@ def publish_snapshot_from(conn: duckdb.DuckDBPyConnection, analytics_path: str |
             with contextlib.suppress(FileNotFoundError):
                 os.remove(leftover)
         raise
+    _collect_garbage(conn, segments_dir(target))
     return counts
 
 
-def _copy_tables(conn: duckdb.DuckDBPyConnection, tmp: str, as_of: datetime) -> dict[str, int]:
+def _build(conn: duckdb.DuckDBPyConnection, tmp: str, segments: str, as_of: datetime) -> dict[str, int]:
     source = conn.execute("SELECT current_database()").fetchone()[0]
     alias = f"sm_snapshot_{uuid.uuid4().hex[:12]}"
     conn.execute(f"ATTACH {literal(tmp)} AS {ident(alias)}")
-    counts: dict[str, int] = {}
     try:
-        # One transaction: every table is read from the same MVCC snapshot,
-        # so the copy is consistent even while other cursors write.
-        with warehouse.transaction(conn):
-            tables = conn.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() "
-                "WHERE database_name = ? AND NOT temporary ORDER BY schema_name, table_name", [source]
-            ).fetchall()
-            for schema, table in tables:
-                if schema != "main":
-                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(alias)}.{ident(schema)}")
-                dst = f"{ident(alias)}.{ident(schema)}.{ident(table)}"
-                conn.execute(f"CREATE TABLE {dst} AS SELECT * FROM {ident(source)}.{ident(schema)}.{ident(table)}")
-                name = table if schema == "main" else f"{schema}.{table}"
-                counts[name] = conn.execute(f"SELECT count(*) FROM {dst}").fetchone()[0]
-            conn.execute(
-                f"CREATE TABLE {ident(alias)}.main.snapshot_info AS "
-                "SELECT ?::TIMESTAMP AS as_of, ?::TIMESTAMP AS published_at, ?::VARCHAR AS source",
-                [as_of, datetime.now(UTC).replace(tzinfo=None), source],
-            )
+        counts = None
+        while counts is None:
+            # A transaction writes one database: the segments (and their
+            # record in the warehouse) first, then the snapshot file, which
+            # names them only if no row was appended in between.
+            with warehouse.transaction(conn):
+                exported = {table: _segments(conn, table, segments) for table in APPEND_ONLY}
+            counts = _copy(conn, source, alias, exported, as_of)
         conn.execute(f"CHECKPOINT {ident(alias)}")
     finally:
         conn.execute(f"DETACH {ident(alias)}")
     return counts
+
+
+def _copy(conn: duckdb.DuckDBPyConnection, source: str, alias: str, exported: dict[str, tuple[list[str], int]],
+          as_of: datetime) -> dict[str, int] | None:
+    """Copies every table but the exported ones into the snapshot, as of one
+    transaction, with views over the exported segments; None if the
+    append-only tables no longer hold what the segments hold."""
+    counts: dict[str, int] = {}
+    # One transaction: every table is read from the same MVCC snapshot, so
+    # the copy is consistent even while other cursors write.
+    with warehouse.transaction(conn):
+        for table, (_, rows) in exported.items():
+            if conn.execute(f"SELECT count(*) FROM {ident(source)}.main.{ident(table)}").fetchall() != [(rows,)]:
+                return None  # nothing was written yet
+        tables = conn.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = ? AND NOT temporary ORDER BY schema_name, table_name", [source]
+        ).fetchall()
+        for schema, table in tables:
+            if schema != "main":
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(alias)}.{ident(schema)}")
+            dst = f"{ident(alias)}.{ident(schema)}.{ident(table)}"
+            name = table if schema == "main" else f"{schema}.{table}"
+            files, rows = exported.get(table, ([], 0)) if schema == "main" else ([], 0)
+            if files:
+                conn.execute(f"CREATE VIEW {dst} AS SELECT * FROM read_parquet([{', '.join(map(literal, files))}])")
+                counts[name] = rows
+            else:
+                conn.execute(f"CREATE TABLE {dst} AS SELECT * FROM {ident(source)}.{ident(schema)}.{ident(table)}")
+                [(counts[name],)] = conn.execute(f"SELECT count(*) FROM {dst}").fetchall()
+        conn.execute(
+            f"CREATE TABLE {ident(alias)}.main.snapshot_info AS "
+            "SELECT ?::TIMESTAMP AS as_of, ?::TIMESTAMP AS published_at, ?::VARCHAR AS source",
+            [as_of, datetime.now(UTC).replace(tzinfo=None), source],
+        )
+    return counts
+
+
+def _segments(conn: duckdb.DuckDBPyConnection, table: str, folder: str) -> tuple[list[str], int]:
+    """(segment files, rows) holding every row of `table`, after writing
+    the rows appended since the last publication (and merging a full tier).
+    No files for an empty table. Segments of another snapshot path do not
+    count."""
+    live = "FROM snapshot_segments WHERE table_name = ? AND retired_at IS NULL AND starts_with(path, ?)"
+    params = [table, folder + os.sep]
+    [(total,)] = conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()
+    for _ in range(2):
+        [(exported, high)] = conn.execute(f"SELECT coalesce(sum(rows), 0), coalesce(max(last_rowid), -1) {live}",
+                                          params).fetchall()
+        # An append-only table's rowids run from 0 without gaps, so the rows
+        # up to the high-water mark are exactly those exported.
+        if exported != high + 1 or exported > total:
+            _retire(conn, f"table_name = ? AND retired_at IS NULL AND starts_with(path, ?)", params)
+            high = -1
+        if total > high + 1:
+            _write(conn, table, folder, f"SELECT rowid AS sm_rowid, * FROM {ident(table)} WHERE rowid > {int(high)}")
+        [(exported,)] = conn.execute(f"SELECT coalesce(sum(rows), 0) {live}", params).fetchall()
+        if exported == total:
+            break
+        # Rows were deleted or rewritten: start over from the whole table.
+        _retire(conn, f"table_name = ? AND retired_at IS NULL AND starts_with(path, ?)", params)
+    else:
+        raise RuntimeError(f"snapshot segments of {table} hold {exported} rows, the table {total}")
+    _merge_full_tier(conn, table, folder, params)
+    return [p for (p,) in conn.execute(f"SELECT path {live} ORDER BY first_rowid", params).fetchall()], total
+
+
+def _write(conn: duckdb.DuckDBPyConnection, table: str, folder: str, query: str) -> None:
+    """Writes the rows of `query` (the table's columns after `sm_rowid`) to
+    a new segment, published by rename, and records it."""
+    [(rows, first, last)] = conn.execute(f"SELECT count(*), min(sm_rowid), max(sm_rowid) FROM ({query})").fetchall()
+    if not rows:
+        return
+    os.makedirs(os.path.join(folder, table), exist_ok=True)
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
+    path, tmp = os.path.join(folder, table, name), os.path.join(folder, table, f".{name}.tmp")
+    conn.execute(f"COPY (SELECT * EXCLUDE (sm_rowid) FROM ({query})) TO {literal(tmp)} (FORMAT parquet)")
+    os.replace(tmp, path)
+    conn.execute("INSERT INTO snapshot_segments VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                 [table, path, first, last, rows, datetime.now(UTC).replace(tzinfo=None)])
+
+
+def _merge_full_tier(conn: duckdb.DuckDBPyConnection, table: str, folder: str, params: list) -> None:
+    """Size tiers (by the number of digits of the row count): MERGE_FANOUT
+    live segments of one tier become one segment of a higher tier, so a
+    table has at most a few dozen segments and each row is rewritten about
+    once per tier. The merged segment keeps its parts' rowid range."""
+    full = conn.execute(
+        "SELECT list(path ORDER BY first_rowid), min(first_rowid), max(last_rowid) FROM snapshot_segments "
+        "WHERE table_name = ? AND retired_at IS NULL AND starts_with(path, ?) GROUP BY length(rows::VARCHAR) "
+        "HAVING count(*) >= ? ORDER BY min(rows) LIMIT 1", [*params, MERGE_FANOUT]).fetchall()
+    for paths, first, last in full:
+        files = ", ".join(map(literal, paths))
+        # sm_rowid carries the range only: min and max of the merged rows.
+        _write(conn, table, folder, f"SELECT CASE WHEN file_row_number = 0 AND filename = {literal(paths[0])} "
+                                    f"THEN {int(first)} ELSE {int(last)} END AS sm_rowid, * EXCLUDE (filename, file_row_number) "
+                                    f"FROM read_parquet([{files}], filename = true, file_row_number = true)")
+        _retire(conn, "path IN (SELECT unnest(?::VARCHAR[]))", [paths])
+
+
+def _retire(conn: duckdb.DuckDBPyConnection, where: str, params: list) -> None:
+    conn.execute(f"UPDATE snapshot_segments SET retired_at = ? WHERE {where}",
+                 [datetime.now(UTC).replace(tzinfo=None), *params])
+
+
+def _collect_garbage(conn: duckdb.DuckDBPyConnection, folder: str) -> None:
+    """Deletes segment files retired, or never recorded (a publication that
+    failed after writing them), more than RETAIN ago."""
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - RETAIN
+    live = {p for (p,) in conn.execute("SELECT path FROM snapshot_segments WHERE retired_at IS NULL").fetchall()}
+    for table in APPEND_ONLY:
+        sub = os.path.join(folder, table)
+        if not os.path.isdir(sub):
+            continue
+        for name in os.listdir(sub):
+            path = os.path.join(sub, name)
+            if path not in live and datetime.fromtimestamp(os.path.getmtime(path), UTC).replace(tzinfo=None) < cutoff:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+    conn.execute("DELETE FROM snapshot_segments WHERE retired_at < ?", [cutoff])
 
 
 def _create_views(path: str) -> None:

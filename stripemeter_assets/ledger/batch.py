@@ -10,6 +10,7 @@ import duckdb
 
 from stripemeter_assets import settings
 from stripemeter_assets.ledger.catalog import default_lateness_us, load_metric_catalog
+from stripemeter_assets.ledger.fastpath import stage_clean_file
 from stripemeter_assets.ledger.formats import (FIRST_ROW, MAX_LINE_BYTES, SHORT_LINE_BYTES, UnreadableFile,
                                               raw_text, rows_sql)
 from stripemeter_assets.ledger.landing import LandingFile, local_copy
@@ -33,6 +34,7 @@ class FileResult:
     rows_duplicate: int = 0
     rows_quarantined: int = 0
     error: str | None = None
+    reader: str = "exact"  # typed (ingest/fastpath.py) | exact
 
 
 @dataclass
@@ -65,7 +67,7 @@ def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: dateti
     conn.execute("SET VARIABLE sm_min_ts = ?::TIMESTAMP", [settings.partitions_start()])
     conn.execute("""CREATE OR REPLACE TEMP TABLE batch_files (
         file_seq BIGINT, path VARCHAR, content_hash VARCHAR, format VARCHAR, size_bytes BIGINT,
-        status VARCHAR, error VARCHAR)""")
+        status VARCHAR, error VARCHAR, reader VARCHAR)""")
 
 
 def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq: int) -> None:
@@ -73,7 +75,8 @@ def _stage_rows(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq:
     while True:
         try:
             conn.execute(render_sql("ledger/validate.sql", rows=rows_sql(conn, local, fmt, **options),
-                                    raw_text=raw_text(fmt), file_seq=str(int(file_seq))))
+                                    raw_text=raw_text(fmt), file_seq=str(int(file_seq)),
+                                    quantity_value="sm_decimal(quantity)", ts_value="sm_timestamp(ts)"))
             break
         except duckdb.Error as exc:
             # The failed INSERT staged nothing; read the file again the slower way.
@@ -103,12 +106,15 @@ def _number_rows(conn: duckdb.DuckDBPyConnection, file_seq: int, first_row: int)
 def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[str, str]) -> None:
     with local_copy(file) as (local, content_hash):
         file_seq = conn.execute("SELECT nextval('landing_file_seq')").fetchone()[0]
-        status, error = "loaded", None
+        status, error, reader = "loaded", None, "exact"
         if content_hash in seen:
             status, error = "skipped", f"same content as {seen[content_hash]}, already loaded"
         else:
             try:
-                _stage_rows(conn, local, file.format, file_seq)
+                if stage_clean_file(conn, local, file.format, file_seq):
+                    reader = "typed"
+                else:
+                    _stage_rows(conn, local, file.format, file_seq)
             except _OUR_BUGS:
                 raise
             except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:
@@ -116,8 +122,8 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[s
                 status, error = "rejected", f"{type(exc).__name__}: {exc}".replace(local, file.path)[:MAX_ERROR_CHARS]
             else:
                 seen[content_hash] = file.path
-        conn.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     [file_seq, file.path, content_hash, file.format, file.size, status, error])
+        conn.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [file_seq, file.path, content_hash, file.format, file.size, status, error, reader])
 
 
 def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, batch_id: str,
@@ -142,8 +148,9 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
         run_script(conn, "ledger/rejected.sql", batch_id=batch_id, now=naive_now)
         late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
         rows = conn.execute(
-            "SELECT path, format, status, content_hash, rows_total, rows_loaded, rows_duplicate, "
-            "rows_quarantined, error FROM landing_files WHERE batch_id = ? ORDER BY file_seq", [batch_id]
+            "SELECT l.path, l.format, l.status, l.content_hash, l.rows_total, l.rows_loaded, l.rows_duplicate, "
+            "l.rows_quarantined, l.error, f.reader FROM landing_files l JOIN batch_files f USING (file_seq) "
+            "WHERE l.batch_id = ? ORDER BY file_seq", [batch_id]
         ).fetchall()
     conn.execute("DROP TABLE staged; DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; DROP TABLE batch_repeats; DROP TABLE batch_files")
     return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,

@@ -147,6 +147,11 @@ def test_publish_returns_row_counts_of_every_table(paths):
     assert (counts["events"], counts["period_usage"], counts["quarantine"]) == (3, 1, 0)
 
 
+def unfinished(folder: str) -> list[str]:
+    """Temporary (dot-named) files anywhere under `folder`."""
+    return [name for _, _, names in os.walk(folder) for name in names if name.startswith(".")]
+
+
 def test_publish_leaves_only_the_snapshot(paths):
     with warehouse.connect(paths["warehouse"]) as conn:
         publish_snapshot_from(conn, paths["analytics"])
@@ -171,7 +176,8 @@ def test_failed_publish_keeps_the_previous_snapshot(paths, monkeypatch):
         # The writer's connection is still usable afterwards.
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (2,)
     assert read(paths["analytics"], "SELECT count(*) FROM events") == [(1,)]
-    assert os.listdir(os.path.dirname(paths["analytics"])) == ["analytics.duckdb"]
+    assert sorted(os.listdir(os.path.dirname(paths["analytics"]))) == ["analytics.duckdb", "analytics.duckdb.segments"]
+    assert unfinished(os.path.dirname(paths["analytics"])) == []
 
 
 def test_snapshot_records_its_as_of_time(paths):
@@ -245,3 +251,75 @@ def test_views_bind_to_the_snapshot_not_the_writer_session(paths):
                      "'sum', 1, 1, '2025-03-02', '2025-03-02')")
         publish_snapshot_from(conn, paths["analytics"])
     assert read(paths["analytics"], "SELECT count(*) FROM v_current_period_usage") == [(0,)]
+
+
+def segment_files(paths) -> dict[str, float]:
+    folder = snapshot.segments_dir(paths["analytics"])
+    return {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns
+            for d, _, names in os.walk(folder) for n in names}
+
+
+def test_each_publication_writes_only_the_rows_appended_since_the_last(paths):
+    drop_events(paths["landing"], "cus_1", list(range(1, 1001)))
+    with warehouse.connect(paths["warehouse"]) as conn:
+        ingest(conn, paths["landing"])
+        publish_snapshot_from(conn, paths["analytics"])
+        first = segment_files(paths)
+        drop_events(paths["landing"], "cus_2", [5, 6])
+        ingest(conn, paths["landing"])
+        counts = publish_snapshot_from(conn, paths["analytics"])
+        after = segment_files(paths)
+    assert counts["events"] == 1002
+    # the first publication's segment is untouched; one new one holds the two new rows
+    assert {p: m for p, m in after.items() if p in first} == first
+    [new] = set(after) - set(first)
+    assert duckdb.connect().execute(f"SELECT customer_ref, quantity FROM read_parquet('{new}') ORDER BY 2").fetchall() == [
+        ("cus_2", Decimal(5)), ("cus_2", Decimal(6))]
+    assert read(paths["analytics"], "SELECT count(*), sum(quantity) FROM events") == [(1002, Decimal(500511))]
+
+
+def test_segments_merge_in_tiers_and_an_open_reader_keeps_its_files(paths):
+    with warehouse.connect(paths["warehouse"]) as conn:
+        drop_events(paths["landing"], "cus_0", [1])
+        ingest(conn, paths["landing"])
+        publish_snapshot_from(conn, paths["analytics"])
+        reader = duckdb.connect(paths["analytics"], read_only=True)
+        try:
+            for n in range(1, 25):
+                drop_events(paths["landing"], f"cus_{n}", [n + 1])
+                ingest(conn, paths["landing"])
+                publish_snapshot_from(conn, paths["analytics"])
+            # the reader's snapshot names the first segment, merged away since but kept
+            assert reader.execute("SELECT count(*), sum(quantity) FROM events").fetchall() == [(1, Decimal(1))]
+        finally:
+            reader.close()
+        live = conn.execute("SELECT count(*) FROM snapshot_segments WHERE table_name = 'events' "
+                            "AND retired_at IS NULL").fetchall()
+    assert live[0][0] < snapshot.MERGE_FANOUT
+    assert read(paths["analytics"], "SELECT count(*), sum(quantity) FROM events") == [(25, Decimal(sum(range(1, 26))))]
+    assert read(paths["analytics"], "SELECT count(DISTINCT idempotency_key) FROM events") == [(25,)]
+
+
+def test_retired_segments_are_deleted_once_no_reader_can_need_them(paths, monkeypatch):
+    monkeypatch.setattr(snapshot, "RETAIN", snapshot.timedelta(0))
+    with warehouse.connect(paths["warehouse"]) as conn:
+        for n in range(12):
+            drop_events(paths["landing"], f"cus_{n}", [1])
+            ingest(conn, paths["landing"])
+            publish_snapshot_from(conn, paths["analytics"])
+        live = {p for (p,) in conn.execute("SELECT path FROM snapshot_segments").fetchall()}
+    assert set(segment_files(paths)) == live
+    assert read(paths["analytics"], "SELECT count(*) FROM events") == [(12,)]
+
+
+def test_a_rewritten_table_is_published_again_whole(paths):
+    drop_events(paths["landing"], "cus_1", [1, 2, 3])
+    with warehouse.connect(paths["warehouse"]) as conn:
+        ingest(conn, paths["landing"])
+        publish_snapshot_from(conn, paths["analytics"])
+        # not something billing does; a restore from backup could
+        conn.execute("DELETE FROM events WHERE quantity = 2")
+        conn.execute("CHECKPOINT")
+        counts = publish_snapshot_from(conn, paths["analytics"])
+    assert counts["events"] == 2
+    assert read(paths["analytics"], "SELECT quantity FROM events ORDER BY 1") == [(Decimal(1),), (Decimal(3),)]

@@ -248,7 +248,9 @@ def test_huge_valid_quantities_of_one_tenant_never_stop_other_tenants_counters(e
     ("2025-03-10T10:00:00+23:60", "invalid_timestamp"),
     ("2025-03-10T10:00:00-99:99", "invalid_timestamp"),
 ])
-def test_timestamps_at_the_ends_of_the_calendar(env, ts, outcome):
+def test_timestamps_at_the_ends_of_the_calendar(env, monkeypatch, ts, outcome):
+    # Partitions from year 1, so the oldest instants are counted, not out of range.
+    monkeypatch.setenv("STRIPEMETER_PARTITIONS_START", "0001-01-01")
     line = _event_line(event(ts=ts, idempotencyKey="t"))
     path = _lines(env, "t.jsonl", [line] + [_event_line(g) for g in GOOD])
     env.ingest("b1")
@@ -273,17 +275,18 @@ def test_a_timestamp_before_the_first_partition_is_quarantined_naming_the_start(
 
 @pytest.mark.parametrize("ts", ["0001-01-01T00:00:00Z", "2020-06-01T00:00:00Z"])
 def test_an_event_older_than_the_partitions_never_wedges_catch_up(env, instance, ts):
-    """Such an event is valid and stays in the ledger; the watermark sensor
-    must not turn its day into a run request for a partition that does not
-    exist (which raises in the sensor tick, before the cursor is saved, so
-    every later catch-up would fail the same way)."""
+    """Such an event is quarantined (timestamp_out_of_range); the watermark
+    sensor must not turn its day into a run request for a partition that
+    does not exist (which raises in the sensor tick, before the cursor is
+    saved, so every later catch-up would fail the same way)."""
     env.drop_jsonl("a.jsonl", [event(tenant="ancient", ts=ts, idempotencyKey="old"),
                                event(tenant="alice", quantity="5", idempotencyKey="a1")])
     catch_up(defs, instance)
     env.drop_jsonl("b.jsonl", [event(tenant="alice", quantity="7", idempotencyKey="a2", ts="2025-03-11T10:00:00Z")])
     catch_up(defs, instance)
     assert env.sql("SELECT value FROM period_usage WHERE tenant_id = 'alice'") == [(Decimal(12),)]
-    assert env.sql("SELECT count(*) FROM events WHERE tenant_id = 'ancient'") == [(1,)]
+    assert env.sql("SELECT count(*) FROM events WHERE tenant_id = 'ancient'") == [(0,)]
+    assert env.sql("SELECT reason FROM quarantine") == [("timestamp_out_of_range",)]
 
 
 # -- Unicode, control characters, SQL metacharacters -------------------------------
