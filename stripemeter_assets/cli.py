@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("scenario")
     sim.set_defaults(func=cmd_simulate)
 
+    from stripemeter_assets.api.commands import add_parsers as add_api_parsers
+
+    add_api_parsers(sub)
+
     emu = sub.add_parser("stripe-emulator", help="run the local Stripe emulator (127.0.0.1 only)", add_help=False)
     emu.add_argument("rest", nargs=argparse.REMAINDER)
     emu.set_defaults(func=cmd_stripe_emulator)

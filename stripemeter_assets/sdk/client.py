@@ -23,6 +23,7 @@ from stripemeter_assets.sdk.events import (
     DEFAULT_MAX_CLOCK_SKEW,
     InvalidEvent,
     check_meta,
+    check_sign,
     check_text,
     json_line,
     new_key,
@@ -98,7 +99,7 @@ class StripeMeterClient:
                 kwargs = self._batch_kwargs(event)
                 line, key = self._event(**kwargs)
             except InvalidEvent as exc:
-                raise InvalidEvent(exc.field, exc.reason, index) from None
+                raise InvalidEvent(exc.field, exc.reason, index, exc.code) from None
             lines.append(line)
             keys.append(key)
         if lines:
@@ -123,9 +124,7 @@ class StripeMeterClient:
         customer_ref = check_text("customerRef", customer_ref if customer_ref is not None else self.customer_id,
                                   required=True)
         q = parse_quantity(quantity)
-        if q < 0 and metric not in self.negative_metrics:
-            raise InvalidEvent("quantity", f"negative quantity {q} not allowed for metric {metric!r} "
-                                           "(list it in negative_metrics)")
+        check_sign(metric, q, metric in self.negative_metrics)
         when = parse_ts(ts, settings.now(), self.max_clock_skew)
         key = check_text("idempotencyKey", idempotency_key, required=False) or new_key()
         resource_id = check_text("resourceId", resource_id, required=False)
