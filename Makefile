@@ -25,8 +25,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium not installed: the HTML report test parses the file instead"
 
+# The Node SDK's tests (node's own runner) start the real API server from $(VENV).
 test: $(STAMP) browser
 	$(BIN)/pytest -n 2 -q
+	cd sdk/node && STRIPEMETER_PYTHON=$(CURDIR)/$(BIN)/python node --test test/*.test.js
 
 ui: $(STAMP)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
