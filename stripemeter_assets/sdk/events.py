@@ -18,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from stripemeter_assets.keys import canonical_quantity
 
 # Field -> max length in characters (DuckDB `length` counts code points, as `len` does).
@@ -172,9 +174,13 @@ def check_record(record: Any, *, now: datetime, max_skew: timedelta,
     q = parse_quantity(quantity)
     check_sign(text["metric"], q, allows_negative(text["metric"]))
     when = parse_ts(get["ts"], now, max_skew)
-    line = json_line(tenant_id=text["tenantId"], metric=text["metric"], customer_ref=text["customerRef"],
-                     quantity=q, ts=when, idempotency_key=text["idempotencyKey"],
-                     resource_id=text["resourceId"], meta=check_meta(get["meta"]))
+    # `meta` came out of a JSON parser: it is JSON already, and the line is a new text, so no copy.
+    try:
+        line = json_line(tenant_id=text["tenantId"], metric=text["metric"], customer_ref=text["customerRef"],
+                         quantity=q, ts=when, idempotency_key=text["idempotencyKey"],
+                         resource_id=text["resourceId"], meta=get["meta"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent("meta", f"not JSON-serialisable: {exc}") from exc
     return text["tenantId"], line
 
 
@@ -228,5 +234,10 @@ def json_line(*, tenant_id: str, metric: str, customer_ref: str, quantity: Decim
         record["resourceId"] = resource_id
     if meta is not None:
         record["meta"] = meta
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                      default=_json_number) + "\n"
+    try:
+        # orjson: the API's hot path (a third of the cost of the stdlib encoder).
+        return orjson.dumps(record, default=_json_number, option=orjson.OPT_APPEND_NEWLINE).decode("utf-8")
+    except orjson.JSONEncodeError:
+        # What orjson refuses but JSON allows: integers beyond 64 bits in meta.
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                          default=_json_number) + "\n"
