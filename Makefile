@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: setup browser demo test ui bench clean-data
+.PHONY: setup browser loadgen demo test ui bench clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ test: $(STAMP) browser
 ui: $(STAMP)
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-bench: $(STAMP)
+# bench/api_ingest.py drives the HTTP API with `hey`, a load generator from Debian's packages.
+loadgen:
+	@command -v hey >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey) >/dev/null 2>&1; } || \
+	  echo "hey not installed: bench/api_ingest.py will say so"
+
+bench: $(STAMP) loadgen
 	$(BIN)/python bench/run_all.py
 
 clean-data:
