@@ -31,6 +31,9 @@ DEFAULT_MAX_CLOCK_SKEW = timedelta(hours=1)
 # The decimal texts `sm_decimal` (sql/ingest/macros.sql) accepts.
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 KEY_PREFIX = "sdk_"
+# The shape `sm_timestamp` (sql/ingest/macros.sql) requires before parsing:
+# a date, T or space, a time to the second; a bare date is refused.
+_TS_SHAPE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d")
 
 
 class InvalidEvent(ValueError):
@@ -120,6 +123,9 @@ def parse_ts(value: Any, now: datetime, max_skew: timedelta) -> datetime:
     elif isinstance(value, datetime):
         ts = value
     elif isinstance(value, str):
+        if not _TS_SHAPE.match(value):
+            raise InvalidEvent("ts", f"{value[:64]!r} is not an RFC 3339 timestamp (date, T, time)",
+                               code="invalid_timestamp")
         try:
             ts = datetime.fromisoformat(value)
         except ValueError as exc:
