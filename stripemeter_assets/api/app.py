@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,13 @@ from stripemeter_assets.api.state import ApiState
 
 def create_app(state: ApiState | None = None) -> FastAPI:
     state = state or ApiState.from_settings()
-    app = FastAPI(title="stripemeter", version="1",
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.idempotency.close()
+
+    app = FastAPI(title="stripemeter", version="1", lifespan=lifespan,
                   description="Usage ingest, usage and projection reads, replays, health, metrics and the "
                               "customer widget. `Authorization: Bearer <key>` on every route but health.")
     app.state.api = state
@@ -41,11 +48,6 @@ def create_app(state: ApiState | None = None) -> FastAPI:
         return JSONResponse({"error": str(exc)}, status_code=503)
 
     app.add_middleware(_RequestMetrics, state=state)
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        state.idempotency.close()
-
     return app
 
 

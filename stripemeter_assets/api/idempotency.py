@@ -10,11 +10,14 @@ the derived keys the ingest gives keyless events) dedupe them in the ledger.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 _SCHEMA = """
@@ -74,3 +77,24 @@ class IdempotencyStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped once nobody holds or awaits it: a
+    concurrent retry with the same Idempotency-Key waits for the first
+    answer instead of writing a second file. (One event loop: no races.)"""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list] = {}  # key -> [lock, holders and waiters]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._entries.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._entries[key]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -76,25 +75,19 @@ async def ingest(request: Request, caller: Caller, state: State,
         return JSONResponse({"error": f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters"},
                             status_code=400)
     scope = scope_of(caller.digest, idempotency_key)
-    lock = state.idempotency_locks.setdefault(scope, asyncio.Lock())
-    async with lock:
-        try:
-            stored = await run_in_threadpool(state.idempotency.get, scope)
-            digest = body_hash(body)
-            if stored is not None:
-                if stored.body_hash != digest:
-                    return JSONResponse({"error": "Idempotency-Key was already used with a different body"},
-                                        status_code=422)
-                return Response(stored.answer, status_code=stored.status, media_type="application/json",
-                                headers={"Idempotent-Replayed": "true"})
-            response = await _ingest(body, caller, state)
-            if response.status_code == 200:
-                # Stored before it is sent: a retry after a lost answer gets this one.
-                await run_in_threadpool(state.idempotency.put, scope, digest, 200, response.body)
-            return response
-        finally:
-            if not lock._waiters:  # noqa: SLF001 - drop the lock once nobody waits on it
-                state.idempotency_locks.pop(scope, None)
+    async with state.idempotency_locks.hold(scope):
+        stored = await run_in_threadpool(state.idempotency.get, scope)
+        digest = body_hash(body)
+        if stored is not None:
+            if stored.body_hash != digest:
+                return JSONResponse({"error": "Idempotency-Key was already used with a different body"},
+                                    status_code=422)
+            return Response(stored.answer, status_code=stored.status, media_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+        response = await _ingest(body, caller, state)
+        # Stored before it is sent: a retry after a lost answer gets this one.
+        await run_in_threadpool(state.idempotency.put, scope, digest, 200, response.body)
+        return response
 
 
 async def _ingest(body: bytes, caller: Principal, state: ApiState) -> Response:

@@ -3,14 +3,13 @@ idempotency store, auth, rate limits and metrics."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
 from stripemeter_assets import settings
 from stripemeter_assets.api.auth import Authenticator, RateLimiter
-from stripemeter_assets.api.idempotency import IdempotencyStore
+from stripemeter_assets.api.idempotency import IdempotencyStore, KeyedLocks
 from stripemeter_assets.api.metrics import ApiMetrics, SnapshotCollector
 from stripemeter_assets.sdk.writer import LandingWriter
 
@@ -27,9 +26,7 @@ class ApiState:
     registry: CollectorRegistry
     metrics: ApiMetrics
     widget_secret: bytes | None
-    # One in-flight request per (key, Idempotency-Key): a concurrent retry
-    # waits for the first answer instead of writing a second file.
-    idempotency_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    idempotency_locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @classmethod
     def from_settings(cls) -> ApiState:

@@ -122,3 +122,14 @@ def test_kill_9_right_after_an_answer_loses_nothing(env, keys, server, instance)
 
     assert not catch_up(defs, instance).failed
     assert env.sql("SELECT count(*), sum(quantity) FROM events") == [(accepted + 1, Decimal(accepted + 100))]
+
+
+def test_concurrent_retries_with_one_idempotency_key_write_one_file(env, keys, server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = [event(quantity=str(i), ts=f"2025-03-10T10:00:{i:02d}Z") for i in range(20)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post(server, keys["acme"], body, **{"Idempotency-Key": "same"}), range(8)))
+    assert {a.status_code for a in answers} == {200}
+    assert {a.text for a in answers} == {'{"accepted":20,"rejected":[]}'}
+    assert len(list(env.landing.glob("*.jsonl"))) == 1
