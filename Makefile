@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: setup browser demo test ui bench clean-data
+.PHONY: setup browser loadgen demo test ui bench clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium not installed: the HTML report test parses the file instead"
 
+# The Node SDK's tests (node's own runner) start the real API server from $(VENV).
 test: $(STAMP) browser
 	$(BIN)/pytest -n 2 -q
+	cd sdk/node && STRIPEMETER_PYTHON=$(CURDIR)/$(BIN)/python node --test test/*.test.js
 
 $(DAGSTER_HOME)/dagster.yaml: data/config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME) && cp $< $@
@@ -34,7 +36,13 @@ $(DAGSTER_HOME)/dagster.yaml: data/config/dagster.yaml
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-bench: $(STAMP)
+# bench/api_ingest.py drives the HTTP API with `hey`, a load generator from Debian's packages.
+loadgen:
+	@command -v hey >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey) >/dev/null 2>&1; } || \
+	  echo "hey not installed: bench/api_ingest.py will say so"
+
+bench: $(STAMP) loadgen
 	$(BIN)/python bench/run_all.py
 
 clean-data:

@@ -65,7 +65,7 @@ def stripemeter_way(path: str, db: str) -> dict:
     import _ledger
 
     from stripemeter_assets.counters.recompute import recompute_days, recompute_period
-    from stripemeter_assets.partitions import month_starts, next_month
+    from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.settings import Config
     from stripemeter_assets.warehouse import connect, transaction
     t0 = time.perf_counter()

@@ -98,7 +98,7 @@ def full_recompute(db: str) -> dict:
     from _ledger import NOW
 
     from stripemeter_assets.counters.recompute import recompute_days, recompute_period
-    from stripemeter_assets.partitions import month_starts, next_month
+    from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
         lo, hi = conn.execute("SELECT min(ts)::DATE, max(ts)::DATE FROM events").fetchone()
@@ -124,7 +124,7 @@ def backfill(db: str, start: str, end: str) -> dict:
     from _ledger import NOW
 
     from stripemeter_assets.counters.recompute import recompute_days, recompute_period
-    from stripemeter_assets.partitions import month_starts, next_month
+    from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     s, e, now = _dt(start), _dt(end), NOW.replace(tzinfo=None)
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
@@ -169,7 +169,7 @@ def one_day(db: str, day: str) -> dict:
     from _ledger import NOW
 
     from stripemeter_assets.counters.recompute import recompute_days, recompute_period
-    from stripemeter_assets.partitions import month_starts, next_month
+    from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     s = _dt(day)
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:

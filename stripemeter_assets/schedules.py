@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.partitions import next_month
+from stripemeter_assets.settings import next_month
 from stripemeter_assets.jobs import pre_invoice_job
 from stripemeter_assets.partitions import period_partitions
 

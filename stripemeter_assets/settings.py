@@ -1,4 +1,5 @@
-"""Runtime settings: environment variables plus the YAML config (DESIGN §7).
+"""Runtime settings: environment variables plus the YAML config (DESIGN §7),
+and the clock: `now()` and the UTC time helpers every stage uses.
 
 The one place that reads the environment and the config file. Every setting
 has a working default for the local demo, rooted at the data folder
@@ -105,12 +106,69 @@ def use_environment(values: Mapping[str, str], *, only_unset: bool = False) -> N
             os.environ[name] = value
 
 
+def api_state_path() -> str:
+    """The HTTP API's durable state (idempotent answers): beside the warehouse
+    by default, never in the landing area the ingest scans."""
+    return _env("STRIPEMETER_API_STATE") or str(Path(warehouse_path()).parent / "api_state.sqlite")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment plus `extra`, for a child process (a
+    `dagster` command) that must see the same settings."""
+    return {**os.environ, **extra}
+
+
+def widget_secret() -> bytes | None:
+    """HMAC key of customer-widget tokens; a secret, so only from the environment."""
+    secret = _env("STRIPEMETER_WIDGET_SECRET")
+    return secret.encode("utf-8") if secret else None
+
+
 def now() -> datetime:
     """Current UTC time, frozen by `STRIPEMETER_NOW` for as-of runs and tests."""
-    from stripemeter_assets.partitions import utc  # the time helpers' home imports settings
-
     frozen = _env("STRIPEMETER_NOW")
     return utc(frozen) if frozen else datetime.now(UTC)
+
+
+# Time arithmetic of days and periods. The warehouse's TIMESTAMP columns hold
+# UTC wall time without tzinfo; Stripe takes epoch seconds.
+
+def utc(value: datetime | str) -> datetime:
+    """An aware UTC datetime from a datetime (naive = UTC) or an ISO text (`Z` or an offset)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def naive(ts: datetime) -> datetime:
+    """UTC wall time without tzinfo, as the warehouse holds it."""
+    return utc(ts).replace(tzinfo=None)
+
+
+def epoch(ts: datetime) -> int:
+    return int(utc(ts).timestamp())
+
+
+def midnight(ts: datetime) -> datetime:
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start(ts: datetime) -> datetime:
+    return midnight(naive(ts)).replace(day=1)
+
+
+def next_month(start: datetime) -> datetime:
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def month_starts(start: datetime, end: datetime) -> list[datetime]:
+    """Starts of the calendar months overlapping [start, end)."""
+    first = midnight(start).replace(day=1)
+    months = []
+    while first < end:
+        months.append(first)
+        first = next_month(first)
+    return months
 
 
 def bundled(name: str) -> str:
@@ -125,6 +183,25 @@ class MetricSpec:
     lateness_hours: float | None = None
     unit_scale: int = 1
     allow_negative: bool = False
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One bearer key of the HTTP API: its SHA-256 (hex) and the tenants it may use."""
+
+    sha256: str
+    tenants: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The `api:` section (`stripemeter serve`)."""
+
+    keys: tuple[ApiKey, ...] = ()
+    rate_limit_per_second: float = 200.0  # requests per key, sustained
+    rate_limit_burst: int = 400
+    max_snapshot_age_minutes: float = 60.0  # /health/ready fails beyond this
+    idempotency_hours: float = 24.0  # how long an Idempotency-Key replays its first answer
 
 
 @dataclass(frozen=True)
@@ -149,6 +226,7 @@ class Config:
     @property
     def summary_settle(self) -> timedelta:
         return timedelta(minutes=self.summary_settle_minutes)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def metric(self, name: str) -> MetricSpec:
         # Unknown metrics still land and count, with the default aggregation.
@@ -167,6 +245,30 @@ def _stripe_mapping(section: dict[str, Any] | None) -> StripeMapping:
     from stripemeter_assets.push.mapping import StripeMapping  # its rules live with the push; imported late (cycle)
 
     return StripeMapping.from_config(section)
+
+
+def _parse_api(data: dict[str, Any]) -> ApiConfig:
+    keys = []
+    for i, entry in enumerate(data.get("keys") or []):
+        digest = str((entry or {}).get("sha256", "")).strip().lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ConfigError(f"api.keys[{i}].sha256: must be the 64 hex digits of the key's SHA-256")
+        tenants = entry.get("tenants") or []
+        if not isinstance(tenants, list) or not tenants or not all(isinstance(t, str) and t for t in tenants):
+            raise ConfigError(f"api.keys[{i}].tenants: must be a non-empty list of tenant ids")
+        keys.append(ApiKey(sha256=digest, tenants=frozenset(tenants)))
+    defaults = ApiConfig()
+    rate = float(data.get("rate_limit_per_second", defaults.rate_limit_per_second))
+    burst = int(data.get("rate_limit_burst", max(defaults.rate_limit_burst, rate)))
+    if rate <= 0 or burst < 1:
+        raise ConfigError("api.rate_limit_per_second and api.rate_limit_burst: must be positive")
+    return ApiConfig(
+        keys=tuple(keys),
+        rate_limit_per_second=rate,
+        rate_limit_burst=burst,
+        max_snapshot_age_minutes=float(data.get("max_snapshot_age_minutes", defaults.max_snapshot_age_minutes)),
+        idempotency_hours=float(data.get("idempotency_hours", defaults.idempotency_hours)),
+    )
 
 
 def parse_config(data: dict[str, Any] | None) -> Config:
@@ -205,6 +307,7 @@ def parse_config(data: dict[str, Any] | None) -> Config:
         pre_invoice_cron=str(data.get("pre_invoice_cron") or DEFAULT_PRE_INVOICE_CRON),
         summary_settle_minutes=settle,
         auto_correct=bool(data.get("auto_correct", True)),
+        api=_parse_api(data.get("api") or {}),
     )
 
 

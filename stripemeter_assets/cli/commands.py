@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from stripemeter_assets import settings
+from stripemeter_assets.api.commands import add_parsers as add_api_parsers
 from stripemeter_assets.cli import backtest as backtest_cli
 
 
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="price a scenario JSON; prints only the invoice JSON")
     sim.add_argument("scenario")
     sim.set_defaults(func=cmd_simulate)
+
+    add_api_parsers(sub)
 
     emu = sub.add_parser("stripe-emulator", help="run the local Stripe emulator (127.0.0.1 only)", add_help=False)
     emu.add_argument("rest", nargs=argparse.REMAINDER)

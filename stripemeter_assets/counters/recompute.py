@@ -8,7 +8,7 @@ from decimal import Decimal
 import duckdb
 
 from stripemeter_assets.ledger.catalog import default_lateness_us, load_metric_catalog
-from stripemeter_assets.partitions import midnight, month_starts, naive, next_month
+from stripemeter_assets.settings import midnight, month_starts, naive, next_month
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import create_temp_table, load_sql, params_named, query, run_script, transaction
 

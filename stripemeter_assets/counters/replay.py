@@ -6,7 +6,7 @@ import dagster as dg
 
 from stripemeter_assets import settings
 from stripemeter_assets.counters.recompute import ReplayResult, replay
-from stripemeter_assets.partitions import utc
+from stripemeter_assets.settings import utc
 from stripemeter_assets.resources import WarehouseResource
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from stripemeter_assets import settings
-from stripemeter_assets.partitions import month_starts, next_month
+from stripemeter_assets.settings import month_starts, next_month
 from stripemeter_assets.partitions import period_partitions
 from stripemeter_assets.pricing import ScenarioError, format_money
 from stripemeter_assets.projection.costs import config_price_book, project_rows

@@ -20,7 +20,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from stripemeter_assets.partitions import naive, utc
+from stripemeter_assets.settings import naive, utc
 from stripemeter_assets.settings import Config
 from stripemeter_assets.pricing import PriceConfig, ScenarioError, backtest, parse_price_config, price_line
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.counters.recompute import month_starts
+from stripemeter_assets.settings import month_starts
 from stripemeter_assets.partitions import period_partitions
 from stripemeter_assets.push.client import scrub
 from stripemeter_assets.push.run import run_push

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from stripemeter_assets.counters.recompute import next_month
+from stripemeter_assets.settings import next_month
 from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, Target, meter_formula
 from stripemeter_assets.settings import Config

@@ -7,7 +7,8 @@ from decimal import Decimal
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.partitions import month_starts, period_partitions
+from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.settings import month_starts
 from stripemeter_assets.push.client import scrub
 from stripemeter_assets.push.pacing import Pacer
 from stripemeter_assets.reconcile import report

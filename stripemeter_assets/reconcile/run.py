@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from stripemeter_assets.counters.recompute import next_month
+from stripemeter_assets.settings import next_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, meter_formula

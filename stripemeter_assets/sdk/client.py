@@ -1,9 +1,10 @@
 """`StripeMeterClient`: the Python SDK (DESIGN §1, ORIGINAL.md "Python SDK").
 
-Events are checked in `track()`, buffered, and published as JSONL landing
-files (DESIGN §2) when the buffer is full, old, flushed or closed. Every event
-gets its idempotency key in `track()`, so re-sending a buffer after a failed
-or doubtful write never double-counts: the ledger keeps one event per key.
+Events are checked in `track()`, buffered, and published when the buffer is
+full, old, flushed or closed: as JSONL landing files (DESIGN §2, `landing=`
+mode) or to the HTTP API (`api_url=` mode, `sdk/http.py`). Every event gets
+its idempotency key in `track()`, so re-sending a buffer after a failed or
+doubtful write never double-counts: the ledger keeps one event per key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 
@@ -23,12 +25,14 @@ from stripemeter_assets.sdk.events import (
     DEFAULT_MAX_CLOCK_SKEW,
     InvalidEvent,
     check_meta,
+    check_sign,
     check_text,
     json_line,
     new_key,
     parse_quantity,
     parse_ts,
 )
+from stripemeter_assets.sdk.http import HttpApi, new_batch_key
 from stripemeter_assets.sdk.writer import LandingWriter
 
 log = logging.getLogger("stripemeter.sdk")
@@ -50,7 +54,8 @@ MAX_BUFFER_BATCHES = 100
 
 
 class StripeMeterClient:
-    """Tracks usage events for one tenant into the landing area.
+    """Tracks usage events for one tenant into the landing area, or to the
+    HTTP API when `api_url` is given (`api_key`: its bearer key).
 
     Thread-safe: one lock guards the buffer and the file writes. Not a
     background service: the age limit is checked on each `track()` and by
@@ -61,19 +66,30 @@ class StripeMeterClient:
                  customer_id: str | None = None, max_batch: int = 1000, max_age_seconds: float = 5.0,
                  analytics: str | None = None, *, negative_metrics: Iterable[str] = (),
                  max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
-                 storage_options: dict[str, Any] | None = None):
+                 storage_options: dict[str, Any] | None = None, api_url: str | None = None,
+                 api_key: str | None = None, http_options: dict[str, Any] | None = None):
         self.tenant_id = check_text("tenantId", tenant_id, required=True)
         self.customer_id = check_text("customerRef", customer_id, required=False)
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self.landing = landing or settings.landing_url()
+        if api_url and landing:
+            raise ValueError("give landing= or api_url=, not both")
+        self.api_url = api_url
+        self.landing = None if api_url else landing or settings.landing_url()
         self.analytics = analytics
         self.max_batch = max_batch
         self.max_age_seconds = max_age_seconds
         self.negative_metrics = frozenset(negative_metrics)
         self.max_clock_skew = max_clock_skew
         self.last_error: BaseException | None = None
-        self._writer = LandingWriter(self.landing, storage_options)
+        # Events the API refused ([{index, reason, ...}] of the last flush):
+        # only where the server's config differs from this client's checks.
+        self.last_rejected: list[dict[str, Any]] = []
+        self._http = HttpApi(api_url, api_key, **(http_options or {})) if api_url else None
+        self._writer = None if api_url else LandingWriter(self.landing, storage_options)
+        # The Idempotency-Key of the buffer as last sent, reused while the
+        # buffer is unchanged, so a retried flush replays the first answer.
+        self._batch: tuple[int, str] | None = None
         self._lock = threading.Lock()
         self._buffer: list[str] = []
         self._oldest: float | None = None  # monotonic time the oldest buffered event was taken
@@ -98,7 +114,7 @@ class StripeMeterClient:
                 kwargs = self._batch_kwargs(event)
                 line, key = self._event(**kwargs)
             except InvalidEvent as exc:
-                raise InvalidEvent(exc.field, exc.reason, index) from None
+                raise InvalidEvent(exc.field, exc.reason, index, exc.code) from None
             lines.append(line)
             keys.append(key)
         if lines:
@@ -123,9 +139,7 @@ class StripeMeterClient:
         customer_ref = check_text("customerRef", customer_ref if customer_ref is not None else self.customer_id,
                                   required=True)
         q = parse_quantity(quantity)
-        if q < 0 and metric not in self.negative_metrics:
-            raise InvalidEvent("quantity", f"negative quantity {q} not allowed for metric {metric!r} "
-                                           "(list it in negative_metrics)")
+        check_sign(metric, q, metric in self.negative_metrics)
         when = parse_ts(ts, settings.now(), self.max_clock_skew)
         key = check_text("idempotencyKey", idempotency_key, required=False) or new_key()
         resource_id = check_text("resourceId", resource_id, required=False)
@@ -170,19 +184,30 @@ class StripeMeterClient:
     def _flush_locked(self) -> str | None:
         if not self._buffer:
             return None
-        data = "".join(self._buffer).encode("utf-8")
         # On failure the buffer stays as it is: a later flush re-sends the same
         # events with the same keys (and the ledger drops any that did land).
-        path = self._writer.write(data, self.tenant_id)
+        if self._http is not None:
+            if self._batch is None or self._batch[0] != len(self._buffer):
+                self._batch = (len(self._buffer), new_batch_key())
+            answer = self._http.ingest(self._buffer, self._batch[1])
+            self.last_rejected = answer.get("rejected", [])
+            if self.last_rejected:
+                log.warning("stripemeter: the API refused %d of %d events: %s", len(self.last_rejected),
+                            len(self._buffer), self.last_rejected[:5])
+            where = f"{self.api_url} ({answer.get('accepted', 0)} accepted)"
+        else:
+            where = self._writer.write("".join(self._buffer).encode("utf-8"), self.tenant_id)
         self._buffer.clear()
+        self._batch = None
         self._oldest = None
         self.last_error = None
-        return path
+        return where
 
     def flush(self) -> str | None:
-        """Publishes every buffered event as one landing file; returns its path,
-        or None when nothing was buffered. Raises if the write fails (the events
-        stay buffered; call again to retry)."""
+        """Publishes every buffered event as one landing file (returns its path)
+        or one API request (returns the URL and count); None when nothing was
+        buffered. Raises if the write fails after its retries (the events stay
+        buffered; call again to retry)."""
         with self._lock:
             return self._flush_locked()
 
@@ -192,7 +217,11 @@ class StripeMeterClient:
             return self._flush_locked() if self._due_locked() else None
 
     def close(self) -> str | None:
-        return self.flush()
+        try:
+            return self.flush()
+        finally:
+            if self._http is not None and not self._buffer:
+                self._http.close()
 
     def __enter__(self) -> StripeMeterClient:
         return self
@@ -207,17 +236,25 @@ class StripeMeterClient:
 
     # -- reading the analyst snapshot ------------------------------------------
 
-    def get_usage(self, customer_ref: str | None = None) -> list[dict[str, Any]]:
+    def get_usage(self, customer_ref: str | None = None) -> Any:
         """This tenant's and customer's rows of `v_current_period_usage` in the
-        published analyst snapshot (timestamps timezone-aware UTC)."""
+        published analyst snapshot (timestamps timezone-aware UTC). Over HTTP:
+        the API's answer, `{tenantId, customerRef, asOf, usage: [...]}`."""
         customer_ref = check_text("customerRef", customer_ref or self.customer_id, required=True)
+        if self._http is not None:
+            return self._http.request("GET", f"/v1/usage/{quote(customer_ref, safe='')}",
+                                      params={"tenantId": self.tenant_id})
         return self._read("SELECT * FROM v_current_period_usage WHERE tenant_id = ? AND customer_ref = ? "
                           "ORDER BY metric, period_start", [self.tenant_id, customer_ref])
 
-    def get_projection(self, customer_ref: str | None = None) -> list[dict[str, Any]]:
+    def get_projection(self, customer_ref: str | None = None) -> Any:
         """Rows of the snapshot's `cost_projection` table for this tenant and
-        customer; an empty list while that table does not exist."""
+        customer; an empty list while that table does not exist. Over HTTP:
+        the API's answer, `{tenantId, customerRef, asOf, projection: [...]}`."""
         customer_ref = check_text("customerRef", customer_ref or self.customer_id, required=True)
+        if self._http is not None:
+            return self._http.request("POST", "/v1/usage/projection",
+                                      json={"tenantId": self.tenant_id, "customerRef": customer_ref})
         with self._snapshot() as conn:
             columns = {row[0] for row in conn.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "

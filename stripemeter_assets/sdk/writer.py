@@ -58,6 +58,21 @@ class LandingWriter:
             return self._write_local(name, data)
         return self._write_remote(name, data)
 
+    def probe(self) -> None:
+        """Raises unless a file can be created in the landing (readiness
+        checks). The probe is a dot-file, which the landing scan ignores."""
+        name = f".probe-{uuid.uuid4().hex}.tmp"
+        if self._fs is None:
+            os.makedirs(self._root, exist_ok=True)
+            path = os.path.join(self._root, name)
+            with open(path, "wb"):
+                pass
+            os.unlink(path)
+        else:
+            path = f"{self._root.rstrip('/')}/{name}"
+            self._fs.pipe_file(path, b"")
+            self._fs.rm(path)
+
     def _write_local(self, name: str, data: bytes) -> str:
         os.makedirs(self._root, exist_ok=True)
         final = os.path.join(self._root, name)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from stripemeter_assets.counters.recompute import recompute_days, recompute_period, replay
-from stripemeter_assets.partitions import next_month
+from stripemeter_assets.settings import next_month
 from stripemeter_assets.ledger import ingest_batch, list_ready_files
 from stripemeter_assets.settings import load_config
 from stripemeter_assets.warehouse import connect, transaction

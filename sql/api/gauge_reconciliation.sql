@@ -1,0 +1,2 @@
+-- /metrics: reconciliation rows by status.
+SELECT status, count(*) FROM reconciliation GROUP BY status

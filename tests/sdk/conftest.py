@@ -1,0 +1,3 @@
+"""The API server fixtures, shared with tests/api."""
+
+from tests.api.conftest import keys, server  # noqa: F401
