@@ -78,11 +78,15 @@ class PushCallError(Exception):
     (Stripe refused this request for good), abort (the key or account is
     refused: stop sending to that account)."""
 
-    def __init__(self, kind: str, message: str, status: int | None = None, code: str | None = None):
+    def __init__(self, kind: str, message: str, status: int | None = None, code: str | None = None,
+                 should_retry: bool | None = None):
         super().__init__(scrub(message))
         self.kind = kind
         self.status = status
         self.code = code
+        # Stripe's `Stripe-Should-Retry` header, when it sent one
+        # (https://docs.stripe.com/error-low-level#server-errors).
+        self.should_retry = should_retry
 
     @property
     def key_in_use(self) -> bool:
@@ -121,16 +125,18 @@ def classify(exc: stripe.StripeError) -> PushCallError | AlreadyExists:
     # is only in the error object (`_api_requestor.specific_v1_api_error`).
     code = getattr(exc, "code", None) or getattr(getattr(exc, "error", None), "code", None)
     text = f"{type(exc).__name__}: {exc.user_message or ''}".strip()
+    header = str((getattr(exc, "headers", None) or {}).get("stripe-should-retry", "")).lower()
+    hint = {"true": True, "false": False}.get(header)
     if isinstance(exc, stripe.InvalidRequestError) and (exc.user_message or "").startswith(_ALREADY_EXISTS):
         return AlreadyExists()
     if isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)):
-        return PushCallError("retryable", text, status, code)
+        return PushCallError("retryable", text, status, code, hint)
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PushCallError("abort", text, status, code)
     if status == 409 and code == IDEMPOTENCY_KEY_IN_USE:  # matched on status and code, whatever the class
-        return PushCallError("retryable", text, status, code)
+        return PushCallError("retryable", text, status, code, hint)
     if status is not None and (status >= 500 or status == 429):
-        return PushCallError("retryable", text, status, code)
+        return PushCallError("retryable", text, status, code, hint)
     if status == 403:
         return PushCallError("abort", text, status, code)
     return PushCallError("fatal", text, status, code)
