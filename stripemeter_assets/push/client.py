@@ -16,7 +16,14 @@ import stripe
 
 LIVE_KEY_ENV = "STRIPE_API_KEY"
 TEST_KEY_ENV = "STRIPE_TEST_API_KEY"
+# The original StripeMeter's names for the same keys (DESIGN §4), read when ours are unset.
+KEY_ALIASES = {LIVE_KEY_ENV: "STRIPE_SECRET_KEY", TEST_KEY_ENV: "STRIPE_TEST_SECRET_KEY"}
 API_BASE_ENV = "STRIPE_API_BASE"
+
+
+def env_key(name: str) -> str | None:
+    """The key under `name` or its alias; the one place keys are read."""
+    return os.environ.get(name) or os.environ.get(KEY_ALIASES[name]) or None
 
 # Secret, restricted and publishable keys, webhook secrets; the tail is
 # matched greedily so a whole key goes even when it carries odd characters.
@@ -29,7 +36,7 @@ def scrub(text: object) -> str:
     """`text` with anything shaped like a Stripe key, and the configured keys
     themselves, replaced by a marker."""
     out = str(text)
-    for name in (LIVE_KEY_ENV, TEST_KEY_ENV):
+    for name in (LIVE_KEY_ENV, TEST_KEY_ENV, *KEY_ALIASES.values()):
         key = os.environ.get(name)
         if key and len(key) >= 8:
             out = out.replace(key, "[redacted]")
@@ -58,8 +65,8 @@ class KeyStatus:
 
     @classmethod
     def from_env(cls) -> KeyStatus:
-        primary = os.environ.get(LIVE_KEY_ENV) or None
-        test = os.environ.get(TEST_KEY_ENV) or None
+        primary = env_key(LIVE_KEY_ENV)
+        test = env_key(TEST_KEY_ENV)
         return cls(primary_present=primary is not None, primary_mode=key_mode(primary) or ("live" if primary else None),
                    test_present=key_mode(test) == "test", test_rejected=test is not None and key_mode(test) != "test")
 
@@ -67,9 +74,9 @@ class KeyStatus:
 def read_key(shadow: bool) -> str | None:
     """The key for a push: shadow mappings only ever get the test-mode key."""
     if shadow:
-        key = os.environ.get(TEST_KEY_ENV) or None
+        key = env_key(TEST_KEY_ENV)
         return key if key_mode(key) == "test" else None
-    return os.environ.get(LIVE_KEY_ENV) or None
+    return env_key(LIVE_KEY_ENV)
 
 
 class PushCallError(Exception):
