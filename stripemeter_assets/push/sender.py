@@ -10,9 +10,7 @@ in batches, so acknowledgements are stored while sending goes on.
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import threading
 import time
 import uuid
@@ -28,18 +26,7 @@ from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
 from stripemeter_assets.push.planner import Intent
 
-# Fault-injection seam for the crash tests, and nothing else: with
-# STRIPEMETER_PUSH_FAULT=kill_after_send the process SIGKILLs itself right
-# after Stripe accepted the first event, before its acknowledgement can be
-# stored — the window the outbox protocol exists for.
-FAULT_ENV = "STRIPEMETER_PUSH_FAULT"
-
 GatewayFor = Callable[[str, str | None, bool], "Gateway | None"]
-
-
-def _fault_after_send() -> None:
-    if os.environ.get(FAULT_ENV) == "kill_after_send":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Sender:
@@ -163,6 +150,5 @@ class Sender:
                     key = f"{intent.identifier}-{uuid.uuid4().hex[:16]}"
                 self.sleep(self.policy.delay(attempts))
                 continue
-            _fault_after_send()
             breaker.success()
             return Outcome(intent.identifier, "acknowledged", attempts, first, settings.now(), note)
