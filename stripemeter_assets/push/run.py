@@ -34,7 +34,7 @@ from stripemeter_assets.push.sender import Sender
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import transaction
 
-MAX_SUBSET_SEARCH = 16  # pending intents of one counter window we try to match against Stripe's total
+MAX_SUBSET_SEARCH = 16  # old pending intents of one window we try to match against Stripe's total
 MAX_ERRORS_REPORTED = 5
 
 
@@ -277,7 +277,7 @@ class _Run:
             latest = max(group, key=lambda i: (i.event_ts, i.revision))
             # The latest value being there settles every earlier one as well.
             return {i.identifier for i in old_here} if stripe_total == latest.value else set()
-        return _delivered_subset(group, {i.identifier for i in old_here}, stripe_total - acked_sum)
+        return _delivered_subset(old_here, stripe_total - acked_sum)
 
     # -- steps 2 and 3 --------------------------------------------------------
     def plan_and_send(self, config: Config, mapping: StripeMapping, keys: KeyStatus, periods: list[datetime],
@@ -317,24 +317,16 @@ def _subset_sums(intents: list[Intent]) -> dict[int, tuple[Intent, ...]]:
     return sums
 
 
-def _delivered_subset(group: list[Intent], old: set[str], gap: int) -> set[str] | None:
-    """Old intents to count as delivered, given `gap` = Stripe's total minus
-    what we acknowledged. Young intents (Stripe still knows their
-    identifiers) are always re-sent and land exactly once; so for the old
-    ones only the delivered *sum* matters: it must be the same for every
-    way the pending values can add up to `gap`. Then any old subset with that
-    sum is acknowledged and the others re-sent, which leaves Stripe's total
-    exact. None when no, or more than one, delivered old sum explains it."""
-    olds = [i for i in group if i.identifier in old]
-    youngs = [i for i in group if i.identifier not in old]
-    if len(olds) > MAX_SUBSET_SEARCH or len(youngs) > MAX_SUBSET_SEARCH:
+def _delivered_subset(olds: list[Intent], gap: int) -> set[str] | None:
+    """Old intents to count as delivered, given `gap` = Stripe's settled
+    total minus what we acknowledged (the window has no younger pending
+    intent). Only the delivered *sum* matters: any subset reaching `gap` is
+    acknowledged and the others re-sent, which leaves Stripe's total exact.
+    None when no subset explains it."""
+    if len(olds) > MAX_SUBSET_SEARCH:
         return None
-    old_sums = _subset_sums(olds)
-    young_sums = _subset_sums(youngs)
-    feasible = {total for total in old_sums if gap - total in young_sums}
-    if len(feasible) != 1:
-        return None
-    return {i.identifier for i in old_sums[feasible.pop()]}
+    sums = _subset_sums(olds)
+    return {i.identifier for i in sums[gap]} if gap in sums else None
 
 
 def shadow_status(mapping: StripeMapping, keys: KeyStatus) -> str:
