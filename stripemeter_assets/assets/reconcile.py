@@ -10,7 +10,7 @@ from stripemeter_assets import settings
 from stripemeter_assets.counters import month_starts
 from stripemeter_assets.partitions import period_partitions
 from stripemeter_assets.push.client import scrub
-from stripemeter_assets.push.pacing import Pacer, RetryPolicy
+from stripemeter_assets.push.pacing import Pacer
 from stripemeter_assets.reconcile import report
 from stripemeter_assets.reconcile.compare import DRIFT
 from stripemeter_assets.reconcile.run import ReconcileOptions, reconcile_period
