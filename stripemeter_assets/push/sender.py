@@ -107,14 +107,20 @@ class Sender:
         gateway = self.gateway_for(intent.mode, intent.stripe_account, intent.shadow)
         if gateway is None:
             return Outcome(intent.identifier, "pending", note="not sent: no key of this intent's mode is configured")
-        try:
-            verdict = self.preflight.check(gateway, event_name=intent.event_name, formula=intent.meter_formula,
-                                           meter_id=intent.meter_id, customer=intent.stripe_customer)
-        except PushCallError as exc:
-            if exc.kind == "abort":
-                breaker.trip(str(exc))
-            return Outcome(intent.identifier, "pending", note=scrub(f"not sent: could not check the meter and "
-                                                                     f"customer: {exc}"))
+        checks = 0
+        while True:
+            checks += 1
+            try:
+                verdict = self.preflight.check(gateway, event_name=intent.event_name, formula=intent.meter_formula,
+                                               meter_id=intent.meter_id, customer=intent.stripe_customer)
+                break
+            except PushCallError as exc:
+                if exc.kind == "abort":
+                    breaker.trip(str(exc))
+                if exc.kind != "retryable" or checks >= self.policy.max_attempts or exc.should_retry is False:
+                    return Outcome(intent.identifier, "pending", note=scrub(f"not sent: could not check the meter "
+                                                                             f"and customer: {exc}"))
+                self.sleep(self.policy.delay(checks))
         if isinstance(verdict, Refusal):
             return Outcome(intent.identifier, verdict.status, note=verdict.reason)
         attempts = 0

@@ -188,3 +188,14 @@ def test_the_23h_delivery_check_waits_for_settled_summaries_and_never_sends_twic
     assert meta["intents_acknowledged_by_reconciliation"] == 1
     assert len(push.event_posts()) == posts
     assert push.stripe_total() == 8 and len(push.events()) == 2
+
+
+def test_a_rate_limited_check_before_sending_is_retried_and_nothing_is_lost(push):
+    push.usage(5)
+    push.usage(3, customer="cus_B")
+    push.emu.inject_fault("rate_limit", method="GET", path_prefix="/v1/", count=3)
+
+    push.run(max_attempts=6)
+
+    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B")) == (5, 3)
+    assert len(push.events()) == 2
