@@ -49,6 +49,8 @@ def run(customers: int) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory(prefix="stripemeter-bench-") as tmp, EmulatorServer(now=NOW) as emu:
         os.environ.update({"STRIPEMETER_NOW": NOW, "STRIPE_API_BASE": emu.url, "STRIPE_API_KEY": "sk_test_bench"})
         os.environ.pop("STRIPE_TEST_API_KEY", None)
+        emu.set_rate_limit(stripe_limits=False)   # pacing is off: our own cost (bench/push.py measures the limits)
+        emu.set_summary_lag(0)
         for metric, aggregation in METERS.items():
             emu.create_meter(metric, formula="sum" if aggregation == "sum" else "last")
         refs = [f"cus_{i:06d}" for i in range(customers)]

@@ -97,6 +97,11 @@ def stripe_key_env_names() -> tuple[str, ...]:
     return LIVE_KEY_ENVS + TEST_KEY_ENVS
 
 
+def stripe_keys_set() -> list[str]:
+    """Every Stripe key the environment holds, under any name (to scrub them from text)."""
+    return [k for k in map(_env, stripe_key_env_names()) if k]
+
+
 def use_environment(values: Mapping[str, str], *, only_unset: bool = False) -> None:
     """Set variables for this process and the runs it starts (the demo points Stripe at its emulator)."""
     for name, value in values.items():
@@ -124,9 +129,14 @@ def widget_secret() -> bytes | None:
     return secret.encode("utf-8") if secret else None
 
 
+def frozen_now() -> str | None:
+    """`STRIPEMETER_NOW` as given: an ISO time that freezes the clock, or None."""
+    return _env("STRIPEMETER_NOW")
+
+
 def now() -> datetime:
     """Current UTC time, frozen by `STRIPEMETER_NOW` for as-of runs and tests."""
-    frozen = _env("STRIPEMETER_NOW")
+    frozen = frozen_now()
     return utc(frozen) if frozen else datetime.now(UTC)
 
 

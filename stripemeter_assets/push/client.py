@@ -6,7 +6,6 @@ never put into messages: every error text passes through `scrub`."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -14,9 +13,7 @@ from typing import Any
 
 import stripe
 
-LIVE_KEY_ENV = "STRIPE_API_KEY"
-TEST_KEY_ENV = "STRIPE_TEST_API_KEY"
-API_BASE_ENV = "STRIPE_API_BASE"
+from stripemeter_assets import settings
 
 # Secret, restricted and publishable keys, webhook secrets; the tail is
 # matched greedily so a whole key goes even when it carries odd characters.
@@ -29,9 +26,8 @@ def scrub(text: object) -> str:
     """`text` with anything shaped like a Stripe key, and the configured keys
     themselves, replaced by a marker."""
     out = str(text)
-    for name in (LIVE_KEY_ENV, TEST_KEY_ENV):
-        key = os.environ.get(name)
-        if key and len(key) >= 8:
+    for key in settings.stripe_keys_set():
+        if len(key) >= 8:
             out = out.replace(key, "[redacted]")
     return _KEY_PATTERN.sub("[redacted]", out)
 
@@ -58,8 +54,8 @@ class KeyStatus:
 
     @classmethod
     def from_env(cls) -> KeyStatus:
-        primary = os.environ.get(LIVE_KEY_ENV) or None
-        test = os.environ.get(TEST_KEY_ENV) or None
+        primary = settings.stripe_live_key()
+        test = settings.stripe_test_key()
         return cls(primary_present=primary is not None, primary_mode=key_mode(primary) or ("live" if primary else None),
                    test_present=key_mode(test) == "test", test_rejected=test is not None and key_mode(test) != "test")
 
@@ -67,9 +63,9 @@ class KeyStatus:
 def read_key(shadow: bool) -> str | None:
     """The key for a push: shadow mappings only ever get the test-mode key."""
     if shadow:
-        key = os.environ.get(TEST_KEY_ENV) or None
+        key = settings.stripe_test_key()
         return key if key_mode(key) == "test" else None
-    return os.environ.get(LIVE_KEY_ENV) or None
+    return settings.stripe_live_key()
 
 
 class PushCallError(Exception):
@@ -78,11 +74,15 @@ class PushCallError(Exception):
     (Stripe refused this request for good), abort (the key or account is
     refused: stop sending to that account)."""
 
-    def __init__(self, kind: str, message: str, status: int | None = None, code: str | None = None):
+    def __init__(self, kind: str, message: str, status: int | None = None, code: str | None = None,
+                 should_retry: bool | None = None):
         super().__init__(scrub(message))
         self.kind = kind
         self.status = status
         self.code = code
+        # Stripe's `Stripe-Should-Retry` header, when it sent one
+        # (https://docs.stripe.com/error-low-level#server-errors).
+        self.should_retry = should_retry
 
     @property
     def key_in_use(self) -> bool:
@@ -121,16 +121,18 @@ def classify(exc: stripe.StripeError) -> PushCallError | AlreadyExists:
     # is only in the error object (`_api_requestor.specific_v1_api_error`).
     code = getattr(exc, "code", None) or getattr(getattr(exc, "error", None), "code", None)
     text = f"{type(exc).__name__}: {exc.user_message or ''}".strip()
+    header = str((getattr(exc, "headers", None) or {}).get("stripe-should-retry", "")).lower()
+    hint = {"true": True, "false": False}.get(header)
     if isinstance(exc, stripe.InvalidRequestError) and (exc.user_message or "").startswith(_ALREADY_EXISTS):
         return AlreadyExists()
     if isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)):
-        return PushCallError("retryable", text, status, code)
+        return PushCallError("retryable", text, status, code, hint)
     if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
         return PushCallError("abort", text, status, code)
     if status == 409 and code == IDEMPOTENCY_KEY_IN_USE:  # matched on status and code, whatever the class
-        return PushCallError("retryable", text, status, code)
+        return PushCallError("retryable", text, status, code, hint)
     if status is not None and (status >= 500 or status == 429):
-        return PushCallError("retryable", text, status, code)
+        return PushCallError("retryable", text, status, code, hint)
     if status == 403:
         return PushCallError("abort", text, status, code)
     return PushCallError("fatal", text, status, code)

@@ -120,7 +120,7 @@ def pull_error_reports(conn: duckdb.DuckDBPyConnection, gateways: GatewayFactory
         if gateway is None:
             continue
         try:
-            pacer.acquire(mode, "general")
+            pacer.acquire(mode, "general", gateway.account)
             mapped = [m for m in gateway.meters() if m.event_name in event_names]
             meters += [{"mode": mode, "account": account, "meter": m.id, "event_name": m.event_name} for m in mapped]
             sources = [(m.id, m.id) for m in mapped] + [(None, NO_METER_CURSOR)]
@@ -129,7 +129,7 @@ def pull_error_reports(conn: duckdb.DuckDBPyConnection, gateways: GatewayFactory
                 events = gateway.error_reports(
                     object_id=meter_id, types=None if meter_id else [NO_METER_FOUND],
                     created_from=start.strftime("%Y-%m-%dT%H:%M:%S.000Z") if start else None,
-                    pace=lambda mode=mode: pacer.acquire(mode, "general"))
+                    pace=lambda g=gateway: pacer.acquire(g.mode, "general", g.account))
                 for event in events:
                     created = _ts(event.created)
                     if created is not None:

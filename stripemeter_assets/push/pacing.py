@@ -1,9 +1,13 @@
 """Pacing under Stripe's documented rate limits, retry backoff, and a breaker
 that stops hammering Stripe when it keeps failing.
 
-Documented limits (requests per second): live mode 100 for the API in
-general and, separately, 1000 for meter events; test mode 25 for everything,
-meter events included. We stay under `fraction` (80 %) of them.
+Documented limits (requests per second, per Stripe account,
+https://docs.stripe.com/rate-limits): live mode 100 for the API in general
+and, on the platform, separately 1000 for meter events; meter events made on
+a connected account (`Stripe-Account`) count toward that account's basic
+limit (DESIGN §4); test mode (sandbox) 25 for everything, meter events
+included. Every account has its own buckets. We stay under `fraction`
+(80 %) of the limits.
 """
 
 from __future__ import annotations
@@ -54,23 +58,43 @@ class TokenBucket:
             self._sleep(wait)
 
 
+def limit_key(mode: str, account: str | None, kind: str) -> tuple[str, str, str]:
+    """Which of Stripe's limits a call counts toward: (mode, account, limit)."""
+    account = account or "platform"
+    if mode == "live" and kind == "meter_events" and account == "platform":
+        return (mode, account, "meter_events")
+    return (mode, account, "basic")
+
+
+def limit_rps(key: tuple[str, str, str]) -> int:
+    mode, _, limit = key
+    if mode == "test":
+        return TEST_TOTAL_RPS
+    return LIVE_METER_EVENTS_RPS if limit == "meter_events" else LIVE_GENERAL_RPS
+
+
 class Pacer:
-    """Buckets per key mode: test mode shares one bucket for every call;
-    live mode has one for meter events and one for everything else."""
+    """One token bucket per (mode, account, limit): a connected account's
+    meter events share its basic bucket; the platform's live meter events
+    have their own."""
 
-    def __init__(self, enabled: bool = True, fraction: float = DEFAULT_FRACTION):
+    def __init__(self, enabled: bool = True, fraction: float = DEFAULT_FRACTION, **bucket_kw):
         self.enabled = enabled
-        test = TokenBucket.for_limit(TEST_TOTAL_RPS, fraction)
-        self._buckets = {
-            ("test", "meter_events"): test,
-            ("test", "general"): test,
-            ("live", "meter_events"): TokenBucket.for_limit(LIVE_METER_EVENTS_RPS, fraction),
-            ("live", "general"): TokenBucket.for_limit(LIVE_GENERAL_RPS, fraction),
-        }
+        self.fraction = fraction
+        self._bucket_kw = bucket_kw
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
+        self._lock = threading.Lock()
 
-    def acquire(self, mode: str, kind: str) -> None:
+    def bucket(self, mode: str, kind: str, account: str | None = None) -> TokenBucket:
+        key = limit_key(mode, account, kind)
+        with self._lock:
+            if key not in self._buckets:
+                self._buckets[key] = TokenBucket.for_limit(limit_rps(key), self.fraction, **self._bucket_kw)
+            return self._buckets[key]
+
+    def acquire(self, mode: str, kind: str, account: str | None = None) -> None:
         if self.enabled:
-            self._buckets[(mode, kind)].acquire()
+            self.bucket(mode, kind, account).acquire()
 
 
 @dataclass(frozen=True)
@@ -90,7 +114,9 @@ class RetryPolicy:
 class Breaker:
     """Opens after `threshold` intents in a row exhausted their retries (or
     at once on an auth/permission refusal); the rest of the run then sends
-    nothing and leaves its intents pending for the next run."""
+    nothing through it and leaves those intents pending for the next run.
+    The sender keeps one per (mode, account): one unreachable account never
+    stops the others."""
 
     def __init__(self, threshold: int = 3):
         self.threshold = threshold

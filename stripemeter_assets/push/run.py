@@ -28,13 +28,13 @@ from stripemeter_assets.push import meter_errors, outbox, planner
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, PushCallError, scrub
 from stripemeter_assets.push.mapping import StripeMapping
 from stripemeter_assets.push.outbox import Outcome
-from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
+from stripemeter_assets.push.pacing import Pacer, RetryPolicy
 from stripemeter_assets.push.planner import Intent, epoch, month_start, naive
 from stripemeter_assets.push.sender import Sender
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import transaction
 
-MAX_SUBSET_SEARCH = 16  # pending intents of one counter window we try to match against Stripe's total
+MAX_SUBSET_SEARCH = 16  # old pending intents of one window we try to match against Stripe's total
 MAX_ERRORS_REPORTED = 5
 
 
@@ -70,6 +70,7 @@ class PushReport:
     carry_forwards_unmapped: int = 0
     carry_forwards_not_summable: int = 0
     unmapped: list[tuple[str, str, str]] = field(default_factory=list)
+    accounts_skipped: list[str] = field(default_factory=list)  # "mode/account: reason", breaker open
     error_reports: int = 0            # Stripe meter error reports pulled in this run
     rejected_by_stripe: int = 0       # intents Stripe's reports named: no longer counted as pushed
     under_verification: int = 0       # intents of a window whose report did not name every failure
@@ -124,6 +125,7 @@ class PushReport:
             "intents_skipped_too_old": self.skipped_too_old,
             "intents_pending_left": self.pending_left,
             "counters_deferred": self.deferred,
+            "accounts_skipped": scrub("; ".join(self.accounts_skipped)) or "none",
             "stripe_error_reports": self.error_reports,
             "intents_rejected_by_stripe": self.rejected_by_stripe,
             "intents_under_verification": self.under_verification,
@@ -155,8 +157,7 @@ class _Run:
         self.log = log
         self.report = PushReport()
         self.pacer = Pacer(options.pacing, options.rate_fraction)
-        self.sender = Sender(gateways, pacer=self.pacer, policy=options.retry, workers=options.workers,
-                             breaker=Breaker())
+        self.sender = Sender(gateways, pacer=self.pacer, policy=options.retry, workers=options.workers)
         self.intents: dict[str, Intent] = {}
         self._meter_ids: dict[tuple, str | None] = {}
 
@@ -255,7 +256,7 @@ class _Run:
         if meter_key not in self._meter_ids:
             meter_id = first.meter_id
             if meter_id is None:
-                self.pacer.acquire(first.mode, "general")
+                self.pacer.acquire(first.mode, "general", first.stripe_account)
                 meter_id = gateway.meter_id_for(first.event_name)
             self._meter_ids[meter_key] = meter_id
         meter_id = self._meter_ids[meter_key]
@@ -270,13 +271,13 @@ class _Run:
             # A lagging summary would make delivered usage look missing.
             raise NotSettled(f"Stripe's summary is trusted only {self.settle} after the window's latest "
                              f"acknowledgement ({last_acked:%Y-%m-%d %H:%M} UTC)")
-        self.pacer.acquire(first.mode, "general")
+        self.pacer.acquire(first.mode, "general", first.stripe_account)
         stripe_total = gateway.summary_total(meter_id, first.stripe_customer, epoch(start), epoch(end))
         if first.meter_formula == "last":
             latest = max(group, key=lambda i: (i.event_ts, i.revision))
             # The latest value being there settles every earlier one as well.
             return {i.identifier for i in old_here} if stripe_total == latest.value else set()
-        return _delivered_subset(group, {i.identifier for i in old_here}, stripe_total - acked_sum)
+        return _delivered_subset(old_here, stripe_total - acked_sum)
 
     # -- steps 2 and 3 --------------------------------------------------------
     def plan_and_send(self, config: Config, mapping: StripeMapping, keys: KeyStatus, periods: list[datetime],
@@ -316,24 +317,16 @@ def _subset_sums(intents: list[Intent]) -> dict[int, tuple[Intent, ...]]:
     return sums
 
 
-def _delivered_subset(group: list[Intent], old: set[str], gap: int) -> set[str] | None:
-    """Old intents to count as delivered, given `gap` = Stripe's total minus
-    what we acknowledged. Young intents (Stripe still knows their
-    identifiers) are always re-sent and land exactly once; so for the old
-    ones only the delivered *sum* matters: it must be the same for every
-    way the pending values can add up to `gap`. Then any old subset with that
-    sum is acknowledged and the others re-sent, which leaves Stripe's total
-    exact. None when no, or more than one, delivered old sum explains it."""
-    olds = [i for i in group if i.identifier in old]
-    youngs = [i for i in group if i.identifier not in old]
-    if len(olds) > MAX_SUBSET_SEARCH or len(youngs) > MAX_SUBSET_SEARCH:
+def _delivered_subset(olds: list[Intent], gap: int) -> set[str] | None:
+    """Old intents to count as delivered, given `gap` = Stripe's settled
+    total minus what we acknowledged (the window has no younger pending
+    intent). Only the delivered *sum* matters: any subset reaching `gap` is
+    acknowledged and the others re-sent, which leaves Stripe's total exact.
+    None when no subset explains it."""
+    if len(olds) > MAX_SUBSET_SEARCH:
         return None
-    old_sums = _subset_sums(olds)
-    young_sums = _subset_sums(youngs)
-    feasible = {total for total in old_sums if gap - total in young_sums}
-    if len(feasible) != 1:
-        return None
-    return {i.identifier for i in old_sums[feasible.pop()]}
+    sums = _subset_sums(olds)
+    return {i.identifier for i in sums[gap]} if gap in sums else None
 
 
 def shadow_status(mapping: StripeMapping, keys: KeyStatus) -> str:
@@ -367,4 +360,6 @@ def run_push(conn: duckdb.DuckDBPyConnection, *, config: Config, periods: list[d
     run.report.pending_left = outbox.count_pending(conn)
     run.report.stripe_calls = gateways.calls.count
     run.report.retries = run.sender.retries
+    run.report.accounts_skipped = [f"{mode}/{account}: {reason}"
+                                   for (mode, account), reason in sorted(run.sender.skipped_accounts().items())]
     return run.report

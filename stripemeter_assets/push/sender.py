@@ -10,9 +10,7 @@ in batches, so acknowledgements are stored while sending goes on.
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
 import threading
 import time
 import uuid
@@ -28,34 +26,24 @@ from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
 from stripemeter_assets.push.planner import Intent
 
-# Fault-injection seam for the crash tests, and nothing else: with
-# STRIPEMETER_PUSH_FAULT=kill_after_send the process SIGKILLs itself right
-# after Stripe accepted the first event, before its acknowledgement can be
-# stored — the window the outbox protocol exists for.
-FAULT_ENV = "STRIPEMETER_PUSH_FAULT"
-
 GatewayFor = Callable[[str, str | None, bool], "Gateway | None"]
-
-
-def _fault_after_send() -> None:
-    if os.environ.get(FAULT_ENV) == "kill_after_send":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Sender:
     def __init__(self, gateway_for: GatewayFor, *, pacer: Pacer, policy: RetryPolicy, workers: int = 4,
-                 breaker: Breaker | None = None, sleep: Callable[[float], None] = time.sleep,
-                 flush_every: int = 200, flush_seconds: float = 0.5):
+                 sleep: Callable[[float], None] = time.sleep, flush_every: int = 200, flush_seconds: float = 0.5):
         self.gateway_for = gateway_for
         self.pacer = pacer
         self.policy = policy
         self.workers = max(1, workers)
-        self.breaker = breaker or Breaker()
+        # One breaker per (mode, account): an account Stripe refuses (403) or
+        # that keeps failing is skipped; the other accounts are still pushed.
+        self.breakers: dict[tuple[str, str], Breaker] = defaultdict(Breaker)
         self.sleep = sleep
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self.retries = 0
-        self.preflight = Preflight(lambda gateway: self.pacer.acquire(gateway.mode, "general"))
+        self.preflight = Preflight(lambda gateway: self.pacer.acquire(gateway.mode, "general", gateway.account))
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -102,28 +90,44 @@ class Sender:
                 return
             results.put(self.send_one(intent))
 
+    def breaker(self, intent: Intent) -> Breaker:
+        with self._lock:
+            return self.breakers[(intent.mode, intent.account)]
+
+    def skipped_accounts(self) -> dict[tuple[str, str], str]:
+        """(mode, account) whose breaker opened, with the reason."""
+        with self._lock:
+            return {k: b.open_reason for k, b in self.breakers.items() if b.open_reason}
+
     def send_one(self, intent: Intent) -> Outcome:
-        reason = self.breaker.open_reason
+        breaker = self.breaker(intent)
+        reason = breaker.open_reason
         if reason:
-            return Outcome(intent.identifier, "pending", note=f"not sent: {reason}")
+            return Outcome(intent.identifier, "pending", note=f"not sent: account {intent.account} skipped: {reason}")
         gateway = self.gateway_for(intent.mode, intent.stripe_account, intent.shadow)
         if gateway is None:
             return Outcome(intent.identifier, "pending", note="not sent: no key of this intent's mode is configured")
-        try:
-            verdict = self.preflight.check(gateway, event_name=intent.event_name, formula=intent.meter_formula,
-                                           meter_id=intent.meter_id, customer=intent.stripe_customer)
-        except PushCallError as exc:
-            if exc.kind == "abort":
-                self.breaker.trip(str(exc))
-            return Outcome(intent.identifier, "pending", note=scrub(f"not sent: could not check the meter and "
-                                                                     f"customer: {exc}"))
+        checks = 0
+        while True:
+            checks += 1
+            try:
+                verdict = self.preflight.check(gateway, event_name=intent.event_name, formula=intent.meter_formula,
+                                               meter_id=intent.meter_id, customer=intent.stripe_customer)
+                break
+            except PushCallError as exc:
+                if exc.kind == "abort":
+                    breaker.trip(str(exc))
+                if exc.kind != "retryable" or checks >= self.policy.max_attempts or exc.should_retry is False:
+                    return Outcome(intent.identifier, "pending", note=scrub(f"not sent: could not check the meter "
+                                                                             f"and customer: {exc}"))
+                self.sleep(self.policy.delay(checks))
         if isinstance(verdict, Refusal):
             return Outcome(intent.identifier, verdict.status, note=verdict.reason)
         attempts = 0
         first: datetime | None = None
         key = intent.identifier  # the idempotency key; the identifier never changes
         while True:
-            self.pacer.acquire(intent.mode, "meter_events")
+            self.pacer.acquire(intent.mode, "meter_events", intent.stripe_account)
             attempts += 1
             first = first or settings.now()
             try:
@@ -136,12 +140,12 @@ class Sender:
                 note = "Stripe already had this identifier"
             except PushCallError as exc:
                 if exc.kind == "abort":
-                    self.breaker.trip(str(exc))
+                    breaker.trip(str(exc))
                     return Outcome(intent.identifier, "pending", attempts, first, note=str(exc))
                 if exc.kind == "fatal":
                     return Outcome(intent.identifier, "failed", attempts, first, note=str(exc))
-                if attempts >= self.policy.max_attempts or self.breaker.open_reason:
-                    self.breaker.exhausted(str(exc))
+                if attempts >= self.policy.max_attempts or breaker.open_reason or exc.should_retry is False:
+                    breaker.exhausted(str(exc))
                     return Outcome(intent.identifier, "pending", attempts, first,
                                    note=scrub(f"after {attempts} attempts: {exc}"))
                 with self._lock:
@@ -152,6 +156,5 @@ class Sender:
                     key = f"{intent.identifier}-{uuid.uuid4().hex[:16]}"
                 self.sleep(self.policy.delay(attempts))
                 continue
-            _fault_after_send()
-            self.breaker.success()
+            breaker.success()
             return Outcome(intent.identifier, "acknowledged", attempts, first, settings.now(), note)

@@ -52,6 +52,7 @@ class Row:
     latest_status: str | None = None
     failed_error: str | None = None
     rejected_error: str | None = None  # the latest error report naming one of its intents
+    verifying: str | None = None       # codes of error reports that did not name every failure
     too_old: bool = False
     late_pending: int = 0
     window_start: int | None = None
@@ -118,8 +119,14 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
         return row
     if within:
         row.status, row.cause = OK, "within tolerance" if row.drift else "matches Stripe"
+        if row.verifying:
+            row.cause += f"; verified against Stripe's error report ({row.verifying}) that named no event of it"
         return row
     row.status, row.cause = DRIFT, direction(row)
+    if row.verifying:
+        codes = ", ".join(f"{c} ({error_cause(c)})" for c in row.verifying.split(", "))
+        row.cause = (f"Stripe's error report counted failed events it did not name ({codes}); its settled total "
+                     f"shows them: {row.cause}")
     if row.too_old:
         row.cause += "; the period is older than Stripe accepts (35 days), so it was not pushed"
     return row

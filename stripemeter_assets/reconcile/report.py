@@ -11,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from stripemeter_assets import settings
 from stripemeter_assets.reconcile.compare import STATUSES, Row, summary_counts
 
 COLUMNS = ("tenant_id", "customer_ref", "metric", "period_start", "period_end", "stripe_customer", "event_name",

@@ -103,6 +103,8 @@ class _Reconciler:
                   for r in query(self.conn, "reconcile/push_status.sql", period_start=period)}
         late = {(r["tenant_id"], r["metric"], r["customer_ref"]): r["late_pending"]
                 for r in query(self.conn, "reconcile/late.sql", period_start=period, period_end=end)}
+        self.verifying = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r["codes"]
+                          for r in query(self.conn, "reconcile/verifications.sql", period_start=period)}
         seen: set[tuple[str, str, str]] = set()
         rows = []
         for c in counters:
@@ -144,6 +146,7 @@ class _Reconciler:
             row.pushed_total = (state.pushed_total + carried) if state else None
         else:
             row.pushed_total = state.last_value if state else None
+        row.verifying = self.verifying.get((row.account, row.mode, c.tenant_id, c.customer_ref, c.metric))
         p = pushes.get((row.account, row.mode, c.tenant_id, c.customer_ref, c.metric))
         if p:
             row.pending_intents = p["pending"]
@@ -187,6 +190,17 @@ class _Reconciler:
         row.cause = (f"{compare.direction(row)}; not trusted yet: Stripe's summaries are eventually consistent, "
                      f"so it is re-sent only when a read at least {minutes} min later agrees")
         return False
+
+    def close_verifications(self, rows: list[Row]) -> None:
+        """A settled summary decides the intents under verification: matched
+        (verified) or below the local total (short, an under-report)."""
+        for r in rows:
+            if not r.verifying or r.status not in (compare.OK, compare.DRIFT):
+                continue
+            short = r.stripe_total is not None and r.stripe_total < r.local_total
+            run_script(self.conn, "reconcile/close_verifications.sql", status="short" if short else "verified",
+                       now=self.now, account=r.account, mode=r.mode, tenant_id=r.tenant_id,
+                       customer_ref=r.customer_ref, metric=r.metric, period_start=r.period_start)
 
     def record_reads(self, rows: list[Row]) -> None:
         reads = [{"account": r.account, "mode": r.mode, "tenant_id": r.tenant_id, "customer_ref": r.customer_ref,
@@ -241,6 +255,8 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
         rec.classify(row)
     under = [r for r in rows if compare.is_under_report(r) and rec.confirmed(r)]
     rec.record_reads(rows)
+    with transaction(conn):
+        rec.close_verifications(rows)
     if under and options.auto_correct:
         reset = rec.reset_state(under, states, run_id)
         log.info(f"reconciliation: re-sending {len(reset)} under-reported counter(s) through the push")
@@ -254,7 +270,8 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
             rec.fetch(new)
             rec.classify(new)
             new.corrected = True
-            new.cause = f"under-report corrected: re-sent {missing} unit(s) through the push outbox; now {new.cause}"
+            new.cause = (f"under-report corrected: re-sent {missing} unit(s) through the push outbox; now {new.cause}"
+                         f" (found: {r.cause})")
             rows[rows.index(r)] = new
         result.corrections = len(reset)
     result.rows = rows

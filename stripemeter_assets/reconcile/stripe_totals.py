@@ -79,10 +79,10 @@ class StripeTotals:
             self._clients[(shadow, account)] = client
         return client
 
-    def _call(self, mode: str, fn: Any, *args: Any) -> Any:
+    def _call(self, mode: str, account: str | None, fn: Any, *args: Any) -> Any:
         attempts = 0
         while True:
-            self.pacer.acquire(mode, "general")
+            self.pacer.acquire(mode, "general", account)
             attempts += 1
             self.calls += 1
             try:
@@ -106,7 +106,7 @@ class StripeTotals:
             params: dict[str, Any] = {"status": "active", "limit": PAGE_LIMIT}
             found = None
             while found is None:
-                page = self._call(mode, client.v1.billing.meters.list, dict(params))
+                page = self._call(mode, account, client.v1.billing.meters.list, dict(params))
                 found = next((m.id for m in page.data if m.event_name == event_name), None)
                 if found or not page.has_more or not page.data:
                     break
@@ -127,7 +127,8 @@ class StripeTotals:
         params: dict[str, Any] = {"customer": customer, "start_time": start, "end_time": end, "limit": PAGE_LIMIT}
         total = 0
         while True:
-            page = self._call(mode, client.v1.billing.meters.event_summaries.list, meter, dict(params))
+            page = self._call(mode, account, client.v1.billing.meters.event_summaries.list, meter,
+                              dict(params))
             total += sum(int(item.aggregated_value) for item in page.data)
             if not page.has_more or not page.data:
                 return total

@@ -1,4 +1,4 @@
-"""Injected faults and the opt-in rate limiter.
+"""Injected faults and the rate limiter.
 
 A fault applies to the next ``count`` API requests whose method matches and whose path
 starts with ``path_prefix`` (optionally only for one mode/account), in the order faults
@@ -124,36 +124,71 @@ class FaultPlan:
             self._faults.clear()
 
 
-class RateLimiter:
-    """Opt-in: requests per second per mode (sliding one-second window of real time), and
-    optionally Stripe's "one concurrent meter event call per customer per meter"."""
+# Stripe's documented limits, requests per second per account (https://docs.stripe.com/rate-limits):
+# live 100 (basic), live meter events on the platform 1000 (a separate limit, not counted in the
+# basic one), sandbox/test 25 for everything. Meter events on a connected account count toward
+# that account's basic limit (DESIGN §4).
+LIVE_BASIC_RPS = 100
+LIVE_METER_EVENTS_RPS = 1000
+TEST_RPS = 25
 
-    def __init__(self) -> None:
+
+def stripe_limit(livemode: bool, account: str | None, meter_event: bool) -> tuple[str, int]:
+    if not livemode:
+        return "basic", TEST_RPS
+    if meter_event and account is None:
+        return "meter_events", LIVE_METER_EVENTS_RPS
+    return "basic", LIVE_BASIC_RPS
+
+
+class RateLimiter:
+    """Stripe's limits per mode and per account (on by default), optional flat overrides per
+    mode (``live``/``test`` requests per second, for tests and benchmarks), and optionally
+    Stripe's "one concurrent meter event call per customer per meter". Sliding one-second
+    windows of ``clock`` (real time)."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self.limits: dict[bool, int | None] = {True: None, False: None}
-        self.meter_event_concurrency = False
-        self._windows: dict[bool, deque[float]] = {True: deque(), False: deque()}
-        self._in_flight: set[tuple[Any, ...]] = set()
+        self.clock = clock
+        self.configure()
 
     def configure(
-        self, *, live: int | None = None, test: int | None = None, meter_event_concurrency: bool = False
+        self,
+        *,
+        stripe_limits: bool = True,
+        live: int | None = None,
+        test: int | None = None,
+        meter_event_concurrency: bool = False,
     ) -> dict[str, Any]:
         with self._lock:
-            self.limits = {True: live, False: test}
+            self.stripe_limits = bool(stripe_limits)
+            self.limits: dict[bool, int | None] = {True: live, False: test}
             self.meter_event_concurrency = bool(meter_event_concurrency)
-            self._windows = {True: deque(), False: deque()}
-            return self.to_json()
+            self._windows: dict[tuple[Any, ...], deque[float]] = {}
+            self._in_flight: set[tuple[Any, ...]] = set()
+            return self._json()
+
+    def _json(self) -> dict[str, Any]:
+        return {"stripe_limits": self.stripe_limits, "live": self.limits[True], "test": self.limits[False],
+                "meter_event_concurrency": self.meter_event_concurrency}
 
     def to_json(self) -> dict[str, Any]:
-        return {"live": self.limits[True], "test": self.limits[False], "meter_event_concurrency": self.meter_event_concurrency}
-
-    def allow(self, livemode: bool) -> bool:
         with self._lock:
-            limit = self.limits[livemode]
-            if not limit:
+            return self._json()
+
+    def allow(self, livemode: bool, account: str | None = None, meter_event: bool = False) -> bool:
+        with self._lock:
+            override = self.limits[livemode]
+            if override:
+                key: tuple[Any, ...] = (livemode, "override")
+                limit = override
+            elif self.stripe_limits:
+                name, limit = stripe_limit(livemode, account, meter_event)
+                key = (livemode, account, name)
+            else:
                 return True
-            now = time.monotonic()
-            window = self._windows[livemode]
+            now = self.clock()
+            window = self._windows.setdefault(key, deque())
             while window and now - window[0] >= 1.0:
                 window.popleft()
             if len(window) >= limit:

@@ -1,7 +1,8 @@
 """HTTP routing: Stripe's v1 endpoints that stripemeter calls, plus the ``/_emulator/`` hooks.
 
 One API request goes: authenticate (mode from the key prefix; the key itself is dropped at
-once) → account from ``Stripe-Account`` → opt-in rate limiter → injected fault → (under the
+once) → account from ``Stripe-Account`` (403 unless connected) → Stripe's rate limits per mode
+and account → injected fault → (under the
 state lock) idempotency replay or endpoint, idempotency save → request log → response.
 """
 
@@ -193,14 +194,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             livemode = livemode_from_authorization(self.headers.get("Authorization"))
             entry["mode"] = "live" if livemode else "test"
-            if account is not None and not account.startswith("acct_"):
+            if account is not None and not state.is_connected(livemode, account):
+                # https://docs.stripe.com/connect/authentication: a Stripe-Account the key has
+                # no access to is refused with 403 (the SDK's PermissionError).
                 raise StripeError(
                     403,
                     "invalid_request_error",
                     f"The provided key does not have access to account '{account}' (or that account "
                     "does not exist). Application access may have been revoked.",
                 )
-            if not emu.limiter.allow(livemode):
+            if not emu.limiter.allow(livemode, account, method == "POST" and path == "/v1/billing/meter_events"):
                 raise errors.rate_limit()
             fault = emu.faults.take(method, path, livemode, account)
             if fault is not None:

@@ -25,7 +25,9 @@ the platform account).
     POST   /_emulator/meter_events/delete    {"identifier", scope}
     POST   /_emulator/meter_events/cancel    {"identifier", scope}
     GET    /_emulator/rate_limit
-    POST   /_emulator/rate_limit             {"live"?: rps, "test"?: rps, "meter_event_concurrency"?: bool}
+    POST   /_emulator/rate_limit             {"stripe_limits"?: bool (default true), "live"?: rps, "test"?: rps,
+                                              "meter_event_concurrency"?: bool}
+    POST   /_emulator/accounts               {"account": "acct_…", "livemode"?}: a connected account
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ def _route(emu: EmulatorServer, method: str, route: str, args: dict[str, Any]) -
             value_key=args.get("value_key") or "value",
             event_time_window=args.get("event_time_window") or None,
         )
+    if route == "/accounts" and method == "POST":
+        emu.connect_account(_require(args, "account"),
+                            livemode=None if args.get("livemode") is None else _bool(args["livemode"]))
+        return {"ok": True}
     if route == "/summary_lag" and method == "POST":
         return {"seconds": emu.set_summary_lag(int(_require(args, "seconds")))}
     if route == "/error_reports" and method == "POST":
@@ -197,6 +203,7 @@ def _route(emu: EmulatorServer, method: str, route: str, args: dict[str, Any]) -
     if route == "/rate_limit":
         if method == "POST":
             return emu.set_rate_limit(
+                stripe_limits=_bool(args.get("stripe_limits"), True),
                 live=None if args.get("live") is None else int(args["live"]),
                 test=None if args.get("test") is None else int(args["test"]),
                 meter_event_concurrency=_bool(args.get("meter_event_concurrency")),

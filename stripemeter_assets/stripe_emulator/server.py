@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 from http.server import ThreadingHTTPServer
 from types import FrameType
 from typing import Any
+
+from stripemeter_assets import settings
 
 from . import hooks
 from .faults import FaultPlan, RateLimiter
@@ -108,6 +109,7 @@ class EmulatorServer:
         self.state.reset()
         self.faults.clear()
         self.limiter.configure()
+        self.keys_in_flight.clear()
 
     def now(self) -> int:
         return self.state.now()
@@ -249,11 +251,24 @@ class EmulatorServer:
         self.faults.clear()
 
     def set_rate_limit(
-        self, *, live: int | None = None, test: int | None = None, meter_event_concurrency: bool = False
+        self,
+        *,
+        stripe_limits: bool = True,
+        live: int | None = None,
+        test: int | None = None,
+        meter_event_concurrency: bool = False,
     ) -> dict[str, Any]:
-        """Opt-in limiter: ``live``/``test`` requests per second (None = unlimited), and
-        optionally one concurrent meter event call per (customer, meter)."""
-        return self.limiter.configure(live=live, test=test, meter_event_concurrency=meter_event_concurrency)
+        """Stripe's limits per mode and account (``stripe_limits``, on by default), flat
+        ``live``/``test`` requests per second overriding them, and optionally one concurrent
+        meter event call per (customer, meter)."""
+        return self.limiter.configure(
+            stripe_limits=stripe_limits, live=live, test=test, meter_event_concurrency=meter_event_concurrency
+        )
+
+    def connect_account(self, account: str, *, livemode: bool | None = None) -> None:
+        """Lets the platform's keys act on ``account`` (creating customers or meters in an
+        account through the hooks connects it too); any other ``Stripe-Account`` gets 403."""
+        self.state.connect_account(account, livemode)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,11 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=ALLOWED_HOST, help=f"only {ALLOWED_HOST} is allowed")
     parser.add_argument(
         "--now",
-        default=os.environ.get("STRIPEMETER_NOW") or None,
+        default=settings.frozen_now(),
         help="freeze the emulator clock (epoch seconds or ISO-8601; default: $STRIPEMETER_NOW, else real time)",
     )
-    parser.add_argument("--rate-limit-live", type=int, default=None, help="live-mode requests per second (default: off)")
-    parser.add_argument("--rate-limit-test", type=int, default=None, help="test-mode requests per second (default: off)")
+    parser.add_argument("--rate-limit-live", type=int, default=None,
+                        help="flat live-mode requests per second (default: Stripe's limits per account)")
+    parser.add_argument("--rate-limit-test", type=int, default=None,
+                        help="flat test-mode requests per second (default: Stripe's limits per account)")
+    parser.add_argument("--no-rate-limits", action="store_true", help="no rate limits at all")
+    parser.add_argument("--connect", action="append", default=[], metavar="ACCT",
+                        help="a connected account (acct_…) the keys may act on; repeatable")
     parser.add_argument(
         "--meter-event-concurrency",
         action="store_true",
@@ -285,8 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stripe emulator: {exc}", file=sys.stderr)
         return 2
     emu.set_rate_limit(
-        live=args.rate_limit_live, test=args.rate_limit_test, meter_event_concurrency=args.meter_event_concurrency
+        stripe_limits=not args.no_rate_limits,
+        live=args.rate_limit_live,
+        test=args.rate_limit_test,
+        meter_event_concurrency=args.meter_event_concurrency,
     )
+    for account in args.connect:
+        emu.connect_account(account)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -267,6 +267,8 @@ class EmulatorState:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_MAX)
         self.meter_errors = MeterErrorLog()
         self.summary_lag_seconds = DEFAULT_SUMMARY_LAG_SECONDS
+        # Connected accounts the key may act on through Stripe-Account, per mode.
+        self.connected: set[tuple[bool, str]] = set()
 
     # -- clock --------------------------------------------------------------
     def now(self) -> int:
@@ -288,6 +290,19 @@ class EmulatorState:
             self._frozen_now = self.now() + int(seconds)
             return self._frozen_now
 
+    # -- connected accounts ---------------------------------------------------
+    def connect_account(self, account: str, livemode: bool | None = None) -> None:
+        """The platform's keys (of ``livemode``, or both) may act on ``account``."""
+        if not account.startswith("acct_"):
+            raise errors.invalid(f"Invalid account id {account!r}", param="account")
+        with self.lock:
+            for mode in (True, False) if livemode is None else (bool(livemode),):
+                self.connected.add((mode, account))
+
+    def is_connected(self, livemode: bool, account: str) -> bool:
+        with self.lock:
+            return (bool(livemode), account) in self.connected
+
     # -- scopes -------------------------------------------------------------
     def scope(self, livemode: bool, account: str | None) -> ScopeStore:
         with self.lock:
@@ -304,6 +319,7 @@ class EmulatorState:
             self._frozen_now = self._initial_now
             self.request_log.clear()
             self.meter_errors.clear()
+            self.connected.clear()
 
     def log_request(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -372,6 +388,8 @@ class EmulatorState:
                 email=email,
                 metadata=dict(metadata or {}),
             )
+            if account is not None:
+                self.connect_account(account, livemode)  # a test that sets up an account connects it
             store = self.scope(livemode, account)
             store.deleted_customers.discard(customer_id)
             store.customers[customer_id] = customer
@@ -491,6 +509,8 @@ class EmulatorState:
         event_time_window: str | None = None,
     ) -> dict[str, Any]:
         """Test hook: a meter with an optional chosen id (same rules as the API otherwise)."""
+        if account is not None:
+            self.connect_account(account, livemode)
         if formula not in FORMULAS:
             raise errors.invalid(f"Invalid formula {formula!r}", param="formula")
         if event_time_window is not None and event_time_window not in GROUPING_SECONDS:

@@ -147,6 +147,8 @@ def emu(env):
 def push(env, emu, monkeypatch) -> Push:
     monkeypatch.setenv("STRIPE_API_BASE", emu.url)
     monkeypatch.setenv("STRIPE_API_KEY", TEST_KEY)
+    for alias in ("STRIPE_SECRET_KEY", "STRIPE_TEST_SECRET_KEY"):
+        monkeypatch.delenv(alias, raising=False)
     p = Push(env, emu, monkeypatch)
     p.stripe_scope()
     return p

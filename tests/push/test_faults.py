@@ -7,45 +7,46 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import pytest
+
 from tests import REPO_ROOT
 
 NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())
 EVENTS_PATH = "/v1/billing/meter_events"
-
-_SUBPROCESS_PUSH = """
-import dagster as dg
-from stripemeter_assets.push.assets import stripe_push
-from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.resources import StripeResource
-dg.materialize([stripe_push], partition_key="2025-03-01",
-               resources={"warehouse": WarehouseResource(), "stripe": StripeResource(pacing=False, max_workers=1)})
-"""
 
 
 def _statuses(push):
     return [r["status"] for r in push.pushes()]
 
 
-def test_kill_after_stripe_accepted_before_the_ack_then_rerun_doubles_nothing(push):
+def _push_killed_at(phase: str) -> subprocess.CompletedProcess:
+    """A real process pushing 2025-03, SIGKILLed at `phase` (tests/push/_push_child.py)."""
+    return subprocess.run([sys.executable, "-m", "tests.push._push_child", phase], cwd=REPO_ROOT,
+                          capture_output=True, env=dict(os.environ), timeout=180)
+
+
+@pytest.mark.parametrize("phase", ["planned", "sent", "sent#2", "recorded", "committed", "pulled"])
+def test_a_push_killed_at_any_phase_then_rerun_ends_with_stripe_equal_to_the_ledger(push, phase):
     push.usage(5, customer="cus_A")
     push.usage(3, customer="cus_B")
+    push.usage(4, metric="seats", aggregation="last")
+    if phase == "pulled":      # a second run, killed right after it pulled Stripe's error reports
+        push.run()
+        push.usage(9, customer="cus_A")
 
-    # A real process, SIGKILLed right after Stripe accepted its first event.
-    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS_PUSH], cwd=REPO_ROOT, capture_output=True,
-                          env={**os.environ, "STRIPEMETER_PUSH_FAULT": "kill_after_send"}, timeout=180)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    assert len(push.events()) == 1                         # Stripe has it ...
-    assert _statuses(push) == ["pending", "pending"]       # ... but no acknowledgement was stored
-    assert push.env.sql("SELECT sum(pushed_total) FROM stripe_push_state") == [(0,)]
+    proc = _push_killed_at(phase)
 
-    meta = push.metadata(push.run())
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.decode()[-500:] + proc.stderr.decode()[-2000:]
+    push.run()
 
-    assert meta["intents_resent"] == 2 and meta["intents_acknowledged"] == 2
-    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B")) == (5, 3)
-    assert len(push.events()) == 2
-    assert _statuses(push) == ["acknowledged", "acknowledged"]
-    assert push.env.sql("SELECT customer_ref, pushed_total FROM stripe_push_state ORDER BY 1") == [
-        ("cus_A", 5), ("cus_B", 3)]
+    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B"),
+            push.stripe_total("seats")) == (9 if phase == "pulled" else 5, 3, 4)
+    assert all(s == "acknowledged" for s in _statuses(push))
+    values = sorted(e["value"] for e in push.events())
+    assert values == ([3, 4, 4, 5] if phase == "pulled" else [3, 4, 5])     # each push exactly once
+    assert push.env.sql("SELECT customer_ref, metric, coalesce(pushed_total, 0), last_value FROM stripe_push_state "
+                        "ORDER BY 1, 2") == [("cus_A", "api_calls", 9 if phase == "pulled" else 5, None),
+                                             ("cus_A", "seats", 0, 4), ("cus_B", "api_calls", 3, None)]
 
 
 def test_accepted_event_whose_response_was_lost_counts_once(push):
@@ -187,3 +188,14 @@ def test_the_23h_delivery_check_waits_for_settled_summaries_and_never_sends_twic
     assert meta["intents_acknowledged_by_reconciliation"] == 1
     assert len(push.event_posts()) == posts
     assert push.stripe_total() == 8 and len(push.events()) == 2
+
+
+def test_a_rate_limited_check_before_sending_is_retried_and_nothing_is_lost(push):
+    push.usage(5)
+    push.usage(3, customer="cus_B")
+    push.emu.inject_fault("rate_limit", method="GET", path_prefix="/v1/", count=3)
+
+    push.run(max_attempts=6)
+
+    assert (push.stripe_total(customer="cus_A"), push.stripe_total(customer="cus_B")) == (5, 3)
+    assert len(push.events()) == 2

@@ -226,3 +226,18 @@ def test_a_key_quoted_back_by_stripe_is_scrubbed_from_errors_tables_and_logs(pus
     assert "[redacted]" in push.metadata(result)["errors"]
     leaks = [t for t in seen if "PLANTEDsecret123" in t or "rk_test_other123" in t]
     assert not leaks, [t[max(0, t.find("PLANTED") - 300):t.find("PLANTED") + 100] for t in leaks]
+
+
+def test_the_original_stripemeters_key_names_are_accepted(push):
+    push.use_key("STRIPE_API_KEY", None)
+    push.use_key("STRIPE_SECRET_KEY", TEST_KEY)          # STRIPE_TEST_SECRET_KEY likewise for shadow
+    push.use_key("STRIPE_TEST_SECRET_KEY", TEST_KEY)
+    push.configure(meters=[{"tenant": "*", "metric": "api_calls", "event_name": "api_calls", "shadow": True},
+                           {"tenant": "*", "metric": "requests", "event_name": "requests"}])
+    push.usage(5)
+    push.usage(2, metric="requests", aggregation="count")
+
+    meta = push.metadata(push.run())
+
+    assert meta["dry_run"] is False and meta["shadow"] == "test mode"
+    assert push.stripe_total() == 5 and push.stripe_total("requests") == 2

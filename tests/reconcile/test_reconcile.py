@@ -389,3 +389,36 @@ def test_pre_invoice_job_runs_counters_push_and_reconciliation_in_order(recon):
     # acknowledged this very instant: Stripe's summaries may still lag, so pending, never drift
     [row] = recon.rows()
     assert row["local_total"] == 5 and row["status"] in ("ok", "pending")
+
+
+def test_a_report_that_names_no_failed_event_puts_the_window_under_verification_by_settled_summaries(recon):
+    push = recon.push
+    push.usage(5, customer="cus_A")
+    push.usage(3, customer="cus_B")
+    push.run()
+    push.client().v1.customers.delete("cus_B")           # deleted on Stripe after its first push
+    recon.emu.configure_error_reports(sample_limit=0)    # Stripe's report names none of the failures
+    push.set_now(NOW_S + 2 * 60)
+    push.usage(6, customer="cus_A")
+    push.usage(4, customer="cus_B")
+    push.run()                                           # 200 for both; cus_B's +1 is dropped later
+    push.set_now(NOW_S + 7 * 60)
+
+    meta = push.metadata(push.run())
+
+    assert meta["intents_rejected_by_stripe"] == 0 and meta["intents_under_verification"] == 2
+    assert recon.env.sql("SELECT count(*) FROM stripe_meter_errors WHERE identifier IS NULL") == [(1,)]
+    recon.emu.create_customer("cus_B")                    # restored on Stripe
+    _settle(recon)
+    recon.run()                                          # first read: not trusted alone
+    _second_read(recon)
+
+    recon.run()
+
+    rows = recon.by_counter()
+    a, b = rows[("cus_A", "api_calls")], rows[("cus_B", "api_calls")]
+    assert a["status"] == "ok"                           # its settled summary matched: verified
+    assert b["corrected"] and "meter_event_customer_not_found" in b["cause"] and "did not name" in b["cause"]
+    assert dict(recon.env.sql("SELECT status, count(*) FROM stripe_push_verifications GROUP BY ALL")) == {
+        "verified": 1, "short": 1}
+    assert recon.push.stripe_total(customer="cus_B") == 4 and recon.push.stripe_total(customer="cus_A") == 6

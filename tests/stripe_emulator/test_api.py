@@ -405,6 +405,7 @@ def test_live_and_test_state_are_separate(emu, client, meter):
 
 
 def test_stripe_account_header_separates_state(emu, client, meter):
+    emu.connect_account("acct_123")
     connected = stripe.StripeClient(
         "sk_test_emulator", base_addresses={"api": emu.url}, stripe_account="acct_123", max_network_retries=0
     )
@@ -457,3 +458,11 @@ def test_custom_payload_keys_are_read_from_the_meter(emu, client):
         {"event_name": "custom", "payload": {"stripe_customer_id": "cus_A", "value": "9"}, "identifier": "dflt"})
     assert total(client, meter["id"]) == 4
     assert reported(emu, client, meter["id"]) == [("meter_event_no_customer_defined", 1, ["dflt"])]
+
+
+def test_an_account_the_key_is_not_connected_to_gets_403(emu, client, meter):
+    other = stripe.StripeClient("sk_test_emulator", base_addresses={"api": emu.url}, stripe_account="acct_unknown",
+                                max_network_retries=0)
+    with pytest.raises(stripe.PermissionError) as info:
+        other.v1.billing.meters.list()
+    assert info.value.http_status == 403

@@ -140,7 +140,7 @@ def test_delay_longer_than_the_client_timeout_raises_api_connection_error(emu):
         send(client)
 
 
-def test_opt_in_rate_limiter_returns_429_beyond_the_limit(emu):
+def test_a_flat_rate_limit_override_returns_429_beyond_it(emu):
     emu.set_rate_limit(test=3)
     client = client_for(emu)
     for _ in range(3):
@@ -149,9 +149,47 @@ def test_opt_in_rate_limiter_returns_429_beyond_the_limit(emu):
         client.v1.billing.meters.list()
 
 
-def test_rate_limiter_is_off_by_default(emu):
+def _one_second(emu):
+    """Every request in the same second of the limiter's clock."""
+    emu.limiter.clock = lambda: 0.0
+
+
+def test_stripes_test_mode_limit_of_25_per_second_is_on_by_default(emu):
+    _one_second(emu)
     client = client_for(emu)
-    for _ in range(40):  # beyond Stripe's 25/s test-mode limit
+    for _ in range(25):
+        client.v1.billing.meters.list()
+    with pytest.raises(stripe.RateLimitError) as info:
+        client.v1.billing.meters.list()
+    assert info.value.http_status == 429
+    # Each account has its own limit.
+    emu.connect_account("acct_other")
+    client_for(emu, stripe_account="acct_other").v1.billing.meters.list()
+
+
+def test_live_meter_events_have_1000_per_second_on_the_platform_but_count_as_basic_on_a_connected_account(emu):
+    _one_second(emu)
+    for account in (None, "acct_conn"):
+        emu.create_customer("cus_A", livemode=True, account=account)
+        emu.create_meter("api_calls", livemode=True, account=account)
+    platform = stripe.StripeClient("sk_live_emulator", base_addresses={"api": emu.url}, max_network_retries=0)
+    connected = stripe.StripeClient("sk_live_emulator", base_addresses={"api": emu.url}, max_network_retries=0,
+                                    stripe_account="acct_conn")
+    for i in range(150):   # beyond the basic 100: the platform's meter events have their own limit
+        send(platform, identifier=f"p-{i}")
+    for i in range(100):
+        send(connected, identifier=f"c-{i}")
+    with pytest.raises(stripe.RateLimitError):
+        send(connected, identifier="c-100")   # the connected account's basic 100/s
+    with pytest.raises(stripe.RateLimitError):
+        connected.v1.billing.meters.list()     # ... which its meter events used up
+
+
+def test_rate_limits_can_be_switched_off(emu):
+    _one_second(emu)
+    emu.set_rate_limit(stripe_limits=False)
+    client = client_for(emu)
+    for _ in range(40):
         client.v1.billing.meters.list()
 
 

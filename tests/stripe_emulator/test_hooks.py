@@ -72,6 +72,7 @@ def test_http_hook_injects_a_fault(emu):
 
 def test_customer_hook_is_scoped_to_mode_and_account(emu):
     emu.create_customer("cus_A", livemode=True, account="acct_9")
+    emu.connect_account("acct_9", livemode=False)
     with pytest.raises(stripe.InvalidRequestError):
         client_for(emu, stripe_account="acct_9").v1.customers.retrieve("cus_A")  # test mode
     live = client_for(emu, "sk_live_emulator", stripe_account="acct_9")
@@ -123,6 +124,7 @@ def test_reset_forgets_objects_events_faults_and_the_request_log(emu):
 def test_request_log_records_what_was_received(emu):
     emu.create_customer("cus_A")
     emu.create_meter("api_calls")
+    emu.connect_account("acct_7")
     client_for(emu, stripe_account="acct_7").v1.billing.meters.list({"limit": 3})
     client_for(emu).v1.billing.meter_events.create(
         {"event_name": "api_calls", "payload": {"stripe_customer_id": "cus_A", "value": "2"}},
