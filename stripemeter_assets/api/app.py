@@ -7,6 +7,7 @@ import time
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from stripemeter_assets.api import health, replay, routes, widget
 from stripemeter_assets.api.auth import AuthError, RateLimited
@@ -20,6 +21,8 @@ def create_app(state: ApiState | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Opened once before serving, so a readiness probe never waits for it.
+        await run_in_threadpool(replay.dagster_instance)
         yield
         state.idempotency.close()
 

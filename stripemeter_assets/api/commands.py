@@ -28,6 +28,7 @@ def serve(args: argparse.Namespace) -> int:
 
     # One process: the idempotency store and rate limits live in it. Access
     # logs off: they would carry query strings (widget tokens).
+    print(f"stripemeter API on http://{args.host}:{args.port} (docs: /docs)", flush=True)
     uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, log_level="warning",
                 loop="auto", http="auto")
     return 0

@@ -18,6 +18,9 @@ import pytest
 from tests.conftest import BASE_CONFIG
 
 WIDGET_SECRET = secrets.token_hex(16)
+# Generous: the 2-core test machine is shared, and a first readiness check
+# opens the Dagster instance.
+http = httpx.Client(timeout=120)
 
 
 def free_port() -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
 import pytest
 
-from tests.api.conftest import Server, auth
+from tests.api.conftest import Server, auth, http
 from tests.conftest import BASE_CONFIG, event
 
 ROUTES = [
@@ -23,7 +22,7 @@ ROUTES = [
 @pytest.mark.parametrize("method,path,kwargs", ROUTES, ids=[r[1] for r in ROUTES])
 def test_every_route_needs_a_key_for_the_tenant(env, keys, server, method, path, kwargs):
     def call(headers):
-        return httpx.request(method, server.url + path, headers=headers, timeout=30, **kwargs)
+        return http.request(method, server.url + path, headers=headers, **kwargs)
 
     missing = call({})
     assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
@@ -34,15 +33,15 @@ def test_every_route_needs_a_key_for_the_tenant(env, keys, server, method, path,
 
 
 def test_metrics_need_a_key_and_health_does_not(keys, server):
-    assert httpx.get(server.url + "/metrics").status_code == 401
-    assert httpx.get(server.url + "/metrics", headers=auth(keys["globex"])).status_code == 200
-    assert httpx.get(server.url + "/health/live").status_code == 200
-    assert httpx.get(server.url + "/health/ready").status_code in (200, 503)
+    assert http.get(server.url + "/metrics").status_code == 401
+    assert http.get(server.url + "/metrics", headers=auth(keys["globex"])).status_code == 200
+    assert http.get(server.url + "/health/live").status_code == 200
+    assert http.get(server.url + "/health/ready").status_code in (200, 503)
 
 
 def test_an_ingest_naming_another_tenant_anywhere_is_refused_whole(env, keys, server):
-    answer = httpx.post(server.url + "/v1/events/ingest", headers=auth(keys["acme"]),
-                        json={"events": [event(), event(tenant="globex")]})
+    answer = http.post(server.url + "/v1/events/ingest", headers=auth(keys["acme"]),
+                       json={"events": [event(), event(tenant="globex")]})
     assert answer.status_code == 403
     assert not list(env.landing.glob("*.jsonl"))
 
@@ -55,19 +54,19 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(env):
     srv = Server(env)
     srv.start()
     try:
-        codes = [httpx.get(srv.url + "/metrics", headers=auth(key)).status_code for _ in range(4)]
+        codes = [http.get(srv.url + "/metrics", headers=auth(key)).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
-        limited = httpx.get(srv.url + "/metrics", headers=auth(key))
+        limited = http.get(srv.url + "/metrics", headers=auth(key))
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
         # Health probes are never limited.
-        assert httpx.get(srv.url + "/health/live").status_code == 200
+        assert http.get(srv.url + "/health/live").status_code == 200
     finally:
         srv.stop()
 
 
 def test_the_key_never_reaches_the_server_log(env, keys, server):
     for _ in range(3):
-        httpx.get(server.url + "/v1/events", params={"tenantId": "acme"}, headers=auth(keys["acme"]))
+        http.get(server.url + "/v1/events", params={"tenantId": "acme"}, headers=auth(keys["acme"]))
     server.stop()
     log = (env.root / "server.log").read_text()
     assert keys["acme"] not in log

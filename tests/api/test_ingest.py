@@ -7,17 +7,16 @@ import json
 import uuid
 from decimal import Decimal
 
-import httpx
 
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.cli.runner import catch_up
-from tests.api.conftest import auth
+from tests.api.conftest import auth, http
 from tests.conftest import event
 
 
 def post(server, key, events, **headers):
-    return httpx.post(server.url + "/v1/events/ingest", json={"events": events},
-                      headers={**auth(key), **headers}, timeout=30)
+    return http.post(server.url + "/v1/events/ingest", json={"events": events},
+                     headers={**auth(key), **headers})
 
 
 def test_ingested_events_reach_period_usage_and_the_usage_route(env, keys, server, instance):
@@ -30,7 +29,7 @@ def test_ingested_events_reach_period_usage_and_the_usage_route(env, keys, serve
     assert answer.json() == {"accepted": 4, "rejected": []}
     assert not catch_up(defs, instance).failed
 
-    usage = httpx.get(server.url + "/v1/usage/cus_A", params={"tenantId": "acme"}, headers=auth(keys["acme"]))
+    usage = http.get(server.url + "/v1/usage/cus_A", params={"tenantId": "acme"}, headers=auth(keys["acme"]))
     assert usage.status_code == 200
     body = usage.json()
     assert body["asOf"] == "2025-03-20T12:00:00Z"
@@ -40,8 +39,8 @@ def test_ingested_events_reach_period_usage_and_the_usage_route(env, keys, serve
         "AND period_start <= TIMESTAMP '2025-03-20 12:00' AND period_end > TIMESTAMP '2025-03-20 12:00'")}
     assert got == expected == {("api_calls", Decimal("6.5")), ("storage_gb", Decimal("7"))}
 
-    listed = httpx.get(server.url + "/v1/events", params={"tenantId": "acme", "customerRef": "cus_A", "limit": 2},
-                       headers=auth(keys["acme"])).json()
+    listed = http.get(server.url + "/v1/events", params={"tenantId": "acme", "customerRef": "cus_A", "limit": 2},
+                      headers=auth(keys["acme"])).json()
     assert listed["asOf"] == "2025-03-20T12:00:00Z"
     assert [e["ts"] for e in listed["data"]] == ["2025-03-12T10:00:00Z", "2025-03-11T10:00:00Z"]
     assert listed["data"][1]["quantity"] == "4"
@@ -96,13 +95,13 @@ def test_invalid_events_get_reasons_and_valid_ones_in_the_same_request_land(env,
 
 
 def test_bad_bodies_are_refused_with_a_reason(keys, server):
-    bad = httpx.post(server.url + "/v1/events/ingest", content=b'{"events": [', headers=auth(keys["acme"]))
+    bad = http.post(server.url + "/v1/events/ingest", content=b'{"events": [', headers=auth(keys["acme"]))
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
-    shape = httpx.post(server.url + "/v1/events/ingest", json={"event": []}, headers=auth(keys["acme"]))
+    shape = http.post(server.url + "/v1/events/ingest", json={"event": []}, headers=auth(keys["acme"]))
     assert shape.status_code == 400
     big = b'{"events": [' + b" " * (10 * 1024 * 1024) + b"]}"
-    assert httpx.post(server.url + "/v1/events/ingest", content=big, headers=auth(keys["acme"]),
-                      timeout=60).status_code == 413
+    assert http.post(server.url + "/v1/events/ingest", content=big, headers=auth(keys["acme"]),
+                     timeout=60).status_code == 413
 
 
 def test_kill_9_right_after_an_answer_loses_nothing(env, keys, server, instance):

@@ -9,14 +9,13 @@ import sys
 import time
 from decimal import Decimal
 
-import httpx
 import pytest
 
 from stripemeter_assets.cli import commands as cli
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.cli.runner import catch_up
 from tests import REPO_ROOT
-from tests.api.conftest import auth
+from tests.api.conftest import auth, http
 from tests.conftest import event
 
 RANGE = {"start": "2025-03-01", "end": "2025-03-02"}
@@ -40,7 +39,7 @@ def daemon(env):
 def _wait(server, key, run_id, timeout=240) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = httpx.get(f"{server.url}/v1/replay/{run_id}", headers=auth(key), timeout=30).json()
+        status = http.get(f"{server.url}/v1/replay/{run_id}", headers=auth(key)).json()
         if status["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
             return status
         time.sleep(0.5)
@@ -62,8 +61,8 @@ def test_replay_through_the_api_gives_the_cli_diff_and_applies_it(env, keys, ser
     cli_table = capsys.readouterr().out.split("\n\n")[0].strip()
     assert "| acme | api_calls | cus_A | 2025-03 | 5.000000000 | 8.000000000 | 3.000000000 |" in cli_table
 
-    submitted = httpx.post(server.url + "/v1/replay", headers=auth(keys["acme"]), timeout=300,
-                           json={"tenantId": "acme", **RANGE, "dryRun": True})
+    submitted = http.post(server.url + "/v1/replay", headers=auth(keys["acme"]), timeout=300,
+                          json={"tenantId": "acme", **RANGE, "dryRun": True})
     assert submitted.status_code == 202, submitted.text
     run_id = submitted.json()["runId"]
     dry = _wait(server, keys["acme"], run_id)
@@ -77,17 +76,17 @@ def test_replay_through_the_api_gives_the_cli_diff_and_applies_it(env, keys, ser
     run = instance.get_run_by_id(run_id)
     assert run.job_name == "replay_job" and run.tags["stripemeter/tenant"] == "acme"
     # Another tenant's key cannot read it.
-    assert httpx.get(f"{server.url}/v1/replay/{run_id}", headers=auth(keys["globex"])).status_code == 403
-    assert httpx.get(f"{server.url}/v1/replay/nope", headers=auth(keys["acme"])).status_code == 404
+    assert http.get(f"{server.url}/v1/replay/{run_id}", headers=auth(keys["globex"])).status_code == 403
+    assert http.get(f"{server.url}/v1/replay/nope", headers=auth(keys["acme"])).status_code == 404
 
-    applied = httpx.post(server.url + "/v1/replay", headers=auth(keys["acme"]), timeout=300,
-                         json={"tenantId": "acme", **RANGE})
+    applied = http.post(server.url + "/v1/replay", headers=auth(keys["acme"]), timeout=300,
+                        json={"tenantId": "acme", **RANGE})
     assert _wait(server, keys["acme"], applied.json()["runId"])["status"] == "SUCCESS"
     assert _period(env) == [(Decimal("8"), 2)]
     assert env.sql("SELECT status FROM late_events") == [("applied",)]
 
 
 def test_replay_with_a_bad_range_is_refused(keys, server):
-    answer = httpx.post(server.url + "/v1/replay", headers=auth(keys["acme"]),
-                        json={"tenantId": "acme", "start": "2025-03-02", "end": "2025-03-01"})
+    answer = http.post(server.url + "/v1/replay", headers=auth(keys["acme"]),
+                       json={"tenantId": "acme", "start": "2025-03-02", "end": "2025-03-01"})
     assert answer.status_code == 400
