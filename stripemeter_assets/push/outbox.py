@@ -22,7 +22,7 @@ from stripemeter_assets.push.planner import (
     PushState,
     naive,
 )
-from stripemeter_assets.warehouse import query, run_script
+from stripemeter_assets.warehouse import query, run_script, temp_table_from_rows
 
 _INTENT_SCHEMA = pa.schema([
     ("identifier", pa.string()), ("account", pa.string()), ("mode", pa.string()), ("shadow", pa.bool_()),
@@ -58,17 +58,6 @@ class Outcome:
     sent_at: datetime | None = None
     acked_at: datetime | None = None
     note: str | None = None      # scrubbed error text, or why it was acknowledged without a send
-
-
-def _temp_table(conn: duckdb.DuckDBPyConnection, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
-    """TEMP `name` holding `rows` (through Arrow: fast for many rows)."""
-    table = pa.Table.from_pylist(rows, schema=schema)
-    view = f"_{name}_arrow"
-    conn.register(view, table)
-    try:
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {view}")
-    finally:
-        conn.unregister(view)
 
 
 def _key(row: dict[str, Any]) -> CounterKey:
@@ -123,9 +112,9 @@ def write_plan(conn: duckdb.DuckDBPyConnection, plan: Plan, *, periods: list[dat
         "origin_period": naive(a.origin_period), "recorded_at": a.recorded_at, "run_id": a.run_id,
         "target_period": target,
     } for a, target in plan.settled]
-    _temp_table(conn, "new_intents", intents, _INTENT_SCHEMA)
-    _temp_table(conn, "new_links", links, _LINK_SCHEMA)
-    _temp_table(conn, "settled_adjustments", settled, _SETTLED_SCHEMA)
+    temp_table_from_rows(conn, "new_intents", intents, _INTENT_SCHEMA)
+    temp_table_from_rows(conn, "new_links", links, _LINK_SCHEMA)
+    temp_table_from_rows(conn, "settled_adjustments", settled, _SETTLED_SCHEMA)
     run_script(conn, "push/write_intents.sql", periods=[naive(p) for p in periods], now=naive(now))
 
 
@@ -138,7 +127,7 @@ def record_outcomes(conn: duckdb.DuckDBPyConnection, outcomes: Iterable[Outcome]
              "note": o.note} for o in outcomes]
     if not rows:
         return
-    _temp_table(conn, "push_outcomes", rows, _OUTCOME_SCHEMA)
+    temp_table_from_rows(conn, "push_outcomes", rows, _OUTCOME_SCHEMA)
     run_script(conn, "push/record_outcomes.sql")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -26,13 +26,10 @@ from stripemeter_assets.push.client import (
     scrub,
 )
 from stripemeter_assets.push.pacing import Pacer, RetryPolicy
+from stripemeter_assets.settings import epoch
 
 PAGE_LIMIT = 100
 MINUTE = 60
-
-
-def epoch(ts: datetime) -> int:
-    return int((ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts).timestamp())
 
 
 def aligned_window(period_start: datetime, period_end: datetime, now: datetime) -> tuple[int, int]:
