@@ -121,7 +121,10 @@ def test_meter_event_is_accepted_and_visible_in_a_summary(client, meter):
 
 
 def test_meter_event_without_identifier_gets_one_generated(client, meter):
-    assert send(client, 1).identifier
+    first, second = send(client, 1), send(client, 1)
+    assert isinstance(first.identifier, str) and first.identifier
+    assert first.identifier != second.identifier  # a generated identifier never dedupes a second event
+    assert total(client, meter.id) == 2
 
 
 def test_repeated_identifier_is_rejected_with_stripes_message(client, meter):
