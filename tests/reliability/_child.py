@@ -70,7 +70,7 @@ def catch_up() -> None:
 def daily(start: str, end: str) -> None:
     import dagster as dg
 
-    from stripemeter_assets.counters.recompute import assets as counter_assets
+    from stripemeter_assets.counters import assets as counter_assets
     from stripemeter_assets.definitions import defs
 
     real = counter_assets.recompute_days
