@@ -154,7 +154,7 @@ def backfill(db: str, start: str, end: str) -> dict:
 def replay_window(db: str, start: str, end: str) -> dict:
     from _ledger import NOW
 
-    from stripemeter_assets.counters import replay
+    from stripemeter_assets.counters.recompute import replay
     from stripemeter_assets.warehouse import connect
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
         t0 = time.perf_counter()
