@@ -284,7 +284,9 @@ def main() -> None:
 
         # -- 4. costs against the ledger's size
         if not args.skip_scale:
-            rows += scale_rows(tmp, [int(x) for x in args.scale_events.split(",")], b, args.repeat)
+            scaled, scale_details = scale_rows(tmp, [int(x) for x in args.scale_events.split(",")], b, args.repeat)
+            rows += scaled
+            details += scale_details
 
     title = f"ingest bench ({fmt_count(n)} events; {common.load()} at the end)"
     common.print_table(rows, title)
@@ -293,11 +295,13 @@ def main() -> None:
     common.write_json(args.json, rows, {"details": {h: [r.__dict__ for r in d] for h, d in details}})
 
 
-def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
-    """Per ledger size: the 100k and 1-event batches, and the snapshot
-    published after the 100k batch next to the old full copy."""
+def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[Row], list[tuple[str, list[Row]]]]:
+    """Per ledger size: the 100k and 1-event batches (with their slowest
+    phases), and the snapshot published after the 100k batch next to the
+    old full copy."""
     from stripemeter_assets.gen_events import write_bulk_jsonl
     rows: list[Row] = []
+    details: list[tuple[str, list[Row]]] = []
     publish_after: dict[int, float] = {}
     for size in sizes:
         db, analytics = tmp / f"scale-{fmt_count(size)}.duckdb", tmp / f"scale-{fmt_count(size)}" / "analytics.duckdb"
@@ -337,6 +341,10 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
             Row(f"{fmt_count(size)} ledger: first publication (every row once)", fmt_s(first["seconds"])),
             Row(f"{fmt_count(size)} ledger file", fmt_mb(built["mb"])),
         ]
+        for what, runs in ((f"{fmt_count(b)} batch", batches), ("1-event batch", tiny)):
+            best = min(runs, key=lambda r: r["end_to_end_s"])
+            details.append((f"{what} into the {fmt_count(size)} ledger: slowest phases of the best run "
+                            f"(ingest_batch {fmt_s(best['ingest_batch_s'])})", phase_rows(best, top=5)))
         for p in (db, Path(str(db) + ".wal")):
             p.unlink(missing_ok=True)
     if len(publish_after) > 1:
@@ -344,7 +352,7 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
         ratio = publish_after[large] / publish_after[small]
         rows.append(Row(f"snapshot publish after a {fmt_count(b)} batch: {fmt_count(large)} / {fmt_count(small)} ledger",
                         f"{ratio:.2f}x", f"<= {TARGET_PUBLISH_RATIO}x", ratio <= TARGET_PUBLISH_RATIO))
-    return rows
+    return rows, details
 
 
 def _ingest_into(ledger: Path, folder: Path, expected: int, what: str) -> dict:
