@@ -50,8 +50,13 @@ FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz")
 # ---------------------------------------------------------------- workers (run in subprocesses)
 
 @common.worker
-def ingest(db: str, folder: str, batch_id: str) -> dict:
+def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False) -> dict:
+    """`exact_only`: every file through the exact path, the baseline of the
+    typed Parquet path (ingest/fastpath.py)."""
     import _ledger
+    if exact_only:
+        from stripemeter_assets.ledger import batch
+        batch.stage_clean_file = lambda *args: False
     return _ledger.ingest_folder(db, folder, batch_id=batch_id, memory_limit=common.MEMORY_LIMIT)
 
 
@@ -113,11 +118,12 @@ def _check_loaded(result: dict, expected: int, what: str) -> None:
         raise SystemExit(f"{what}: expected {expected} rows loaded, got {result}")
 
 
-def run_ingests(folder: Path, dbs: list[Path], expected: int, what: str) -> list[dict]:
+def run_ingests(folder: Path, dbs: list[Path], expected: int, what: str, exact_only: bool = False) -> list[dict]:
     results = []
     for db in dbs:
         _remove_db(db)
-        result = common.run_worker(SCRIPT, "ingest", db=str(db), folder=str(folder), batch_id=str(uuid.uuid4()))
+        result = common.run_worker(SCRIPT, "ingest", db=str(db), folder=str(folder), batch_id=str(uuid.uuid4()),
+                                   exact_only=exact_only)
         _check_loaded(result, expected, what)
         result["db_mb"] = common.file_mb(db)
         log(f"{what}: {fmt_s(result['end_to_end_s'])}, peak {fmt_mb(result['peak_rss_mb'])}")
@@ -155,6 +161,7 @@ def main() -> None:
                            "help": "ledger sizes for the scaling part, comma-separated (default 10M,100M)"},
         "--skip-scale": {"action": "store_true", "help": "skip the scaling part"},
         "--skip-main": {"action": "store_true", "help": "skip the big JSONL file and its batches (parts 1-2)"},
+        "--formats": {"default": ",".join(FORMATS), "help": "formats of the per-format part (default all)"},
     })
     args = parser.parse_args()
     from _ledger import DAYS, START, bare_count_sql, bare_load_sql, convert, floor_sql
@@ -255,14 +262,14 @@ def main() -> None:
             src_dir.mkdir()
             src = src_dir / "src.jsonl"
             write_bulk_jsonl(src, m, start=START, days=DAYS, seed=0)
-            for fmt in FORMATS:
+            for fmt in [f for f in FORMATS if f in args.formats.split(",")]:
                 folder = tmp / f"landing-{fmt.replace('.', '-')}"
                 folder.mkdir()
                 path = folder / f"events.{fmt}"
                 if fmt == "jsonl":
-                    src.rename(path)
+                    path.hardlink_to(src)
                 else:
-                    convert(folder.parent / "landing-jsonl" / "events.jsonl", path, fmt)
+                    convert(src, path, fmt)
                 fsize = path.stat().st_size / 2**20
                 count = run_bare(bare_count_sql(path, fmt), args.repeat, f"bare count(*) {fmt} {fmt_count(m)}")
                 res = run_ingests(folder, [tmp / f"fmt-{fmt}-{i}.duckdb" for i in range(args.repeat)], m,
@@ -279,12 +286,23 @@ def main() -> None:
                         f">= {fmt_rate(TARGET_RATE, 1)}", m / min(times) >= TARGET_RATE),
                     Row(f"  ratio to bare {reader} count(*) ({fmt_runs(count)})", f"{min(times) / min(count):.1f}x"),
                 ]
+                if fmt == "parquet":
+                    exact = run_ingests(folder, [tmp / f"fmt-{fmt}-exact-{i}.duckdb" for i in range(args.repeat)], m,
+                                        f"ingest {fmt_count(m)} {fmt}, exact path only", exact_only=True)
+                    for i in range(args.repeat):
+                        _remove_db(tmp / f"fmt-{fmt}-exact-{i}.duckdb")
+                    exact_times = [r["end_to_end_s"] for r in exact]
+                    rows.append(Row(f"  the same file through the exact path only (typed path off)",
+                                    f"{fmt_rate(m, min(exact_times))}; {fmt_runs(exact_times)}; "
+                                    f"ratio typed / exact {min(times) / min(exact_times):.2f}x"))
                 details.append((f"ingest {fmt_count(m)} {fmt}: slowest phases of the best run",
                                 phase_rows(min(res, key=lambda r: r["end_to_end_s"]), top=5)))
 
         # -- 4. costs against the ledger's size
         if not args.skip_scale:
-            rows += scale_rows(tmp, [int(x) for x in args.scale_events.split(",")], b, args.repeat)
+            scaled, scale_details = scale_rows(tmp, [int(x) for x in args.scale_events.split(",")], b, args.repeat)
+            rows += scaled
+            details += scale_details
 
     title = f"ingest bench ({fmt_count(n)} events; {common.load()} at the end)"
     common.print_table(rows, title)
@@ -293,11 +311,13 @@ def main() -> None:
     common.write_json(args.json, rows, {"details": {h: [r.__dict__ for r in d] for h, d in details}})
 
 
-def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
-    """Per ledger size: the 100k and 1-event batches, and the snapshot
-    published after the 100k batch next to the old full copy."""
+def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[Row], list[tuple[str, list[Row]]]]:
+    """Per ledger size: the 100k and 1-event batches (with their slowest
+    phases), and the snapshot published after the 100k batch next to the
+    old full copy."""
     from stripemeter_assets.cli.gen_events import write_bulk_jsonl
     rows: list[Row] = []
+    details: list[tuple[str, list[Row]]] = []
     publish_after: dict[int, float] = {}
     for size in sizes:
         db, analytics = tmp / f"scale-{fmt_count(size)}.duckdb", tmp / f"scale-{fmt_count(size)}" / "analytics.duckdb"
@@ -337,6 +357,10 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
             Row(f"{fmt_count(size)} ledger: first publication (every row once)", fmt_s(first["seconds"])),
             Row(f"{fmt_count(size)} ledger file", fmt_mb(built["mb"])),
         ]
+        for what, runs in ((f"{fmt_count(b)} batch", batches), ("1-event batch", tiny)):
+            best = min(runs, key=lambda r: r["end_to_end_s"])
+            details.append((f"{what} into the {fmt_count(size)} ledger: slowest phases of the best run "
+                            f"(ingest_batch {fmt_s(best['ingest_batch_s'])})", phase_rows(best, top=5)))
         for p in (db, Path(str(db) + ".wal")):
             p.unlink(missing_ok=True)
     if len(publish_after) > 1:
@@ -344,7 +368,7 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> list[Row]:
         ratio = publish_after[large] / publish_after[small]
         rows.append(Row(f"snapshot publish after a {fmt_count(b)} batch: {fmt_count(large)} / {fmt_count(small)} ledger",
                         f"{ratio:.2f}x", f"<= {TARGET_PUBLISH_RATIO}x", ratio <= TARGET_PUBLISH_RATIO))
-    return rows
+    return rows, details
 
 
 def _ingest_into(ledger: Path, folder: Path, expected: int, what: str) -> dict:

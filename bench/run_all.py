@@ -32,7 +32,7 @@ ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.p
 
 # Arguments per script: (full, quick). Scripts with --json report rows as JSON.
 OURS = {
-    "ingest.py": ([], ["--events", "500000", "--format-events", "100000"]),
+    "ingest.py": ([], ["--events", "500000", "--format-events", "100000", "--scale-events", "1000000"]),
     "counters.py": ([], ["--events", "1000000", "--late", "10000"]),
     "baseline_pandas.py": ([], ["--events", "200000"]),
 }

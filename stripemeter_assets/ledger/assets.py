@@ -35,9 +35,10 @@ def _reannounce_lost_batches(context: dg.AssetExecutionContext, conn) -> set[str
 
 
 def _summary_table(result) -> str:
-    lines = ["| file | status | rows | loaded | duplicate | quarantined |", "|---|---|---|---|---|---|"]
+    lines = ["| file | status | reader | rows | loaded | duplicate | quarantined |", "|---|---|---|---|---|---|---|"]
     for f in result.files:
-        lines.append(f"| {f.path} | {f.status} | {f.rows_total} | {f.rows_loaded} | {f.rows_duplicate} | {f.rows_quarantined} |")
+        lines.append(f"| {f.path} | {f.status} | {f.reader} | {f.rows_total} | {f.rows_loaded} | {f.rows_duplicate} "
+                     f"| {f.rows_quarantined} |")
     return "\n".join(lines)
 
 
@@ -73,6 +74,7 @@ def usage_events(context: dg.AssetExecutionContext, config: IngestConfig,
             "rows_loaded": result.total("rows_loaded"),
             "rows_duplicate": result.total("rows_duplicate"),
             "rows_quarantined": result.total("rows_quarantined"),
+            "files_typed_reader": sum(1 for f in result.files if f.reader == "typed"),
             "late_within_window": sum(d["late_within_window"] for d in result.days),
             "late_pending": result.late_pending,
             # Read by watermark_sensor from the event log, never from DuckDB.

@@ -28,7 +28,7 @@ import re
 
 import duckdb
 
-from stripemeter_assets.ledger.formats import FIELDS, _columns_for
+from stripemeter_assets.ledger.formats import FIELDS, columns_for
 from stripemeter_assets.warehouse import ident, literal, render_sql
 
 _INTEGERS = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
@@ -68,7 +68,7 @@ def _parquet_rows(conn: duckdb.DuckDBPyConnection, path: str) -> tuple[str, str,
     except duckdb.Error as exc:
         raise NotClean(str(exc)) from exc
     types = {name: typ.upper() for name, typ, *_ in schema}
-    present = _columns_for(list(types))
+    present = columns_for(list(types))
     select, quantity_value, ts_value = [], "sm_decimal(quantity)", "sm_timestamp(ts)"
     for field in FIELDS:
         if field not in present:

@@ -81,7 +81,7 @@ def raw_text(fmt: str) -> str:
     return "raw" if fmt == "jsonl" else "to_json(raw)::VARCHAR"
 
 
-def _columns_for(names: list[str]) -> dict[str, str]:
+def columns_for(names: list[str]) -> dict[str, str]:
     present = {}
     for field, aliases in FIELDS.items():
         for alias in aliases:
@@ -105,7 +105,7 @@ def _csv_header(path: str) -> list[str]:
 
 def _csv_rows(path: str, parallel: bool, max_line: int) -> str:
     header = _csv_header(path)
-    present = _columns_for(header)
+    present = columns_for(header)
     col_types = ", ".join(f"{literal(h)}: 'VARCHAR'" for h in header)
     spill = [f"spill{i}" for i in range(4)]
     spill_types = ", ".join(f"'{s}': 'VARCHAR'" for s in spill)
@@ -147,7 +147,7 @@ def _parquet_rows(conn: duckdb.DuckDBPyConnection, path: str) -> str:
     except duckdb.Error as exc:
         raise UnreadableFile(f"not a readable Parquet file: {exc}") from exc
     types = {name: typ for name, typ, *_ in schema}
-    present = _columns_for(list(types))
+    present = columns_for(list(types))
     select = []
     for field in FIELDS:
         if field not in present:
