@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from . import hooks
+from .billing import Billing
 from .faults import FaultPlan, RateLimiter
 from .handlers import RequestHandler
 from .state import EmulatorState
@@ -50,6 +51,7 @@ class EmulatorServer:
         self.host = host
         self.requested_port = int(port)
         self.state = EmulatorState(now=hooks.parse_time(now))
+        self.state.billing = Billing(self.state)  # type: ignore[attr-defined]
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
         self._httpd: _HTTPServer | None = None
@@ -104,6 +106,7 @@ class EmulatorServer:
         """Forget everything: objects, events, idempotency keys, request log, faults, rate
         limits; the clock returns to the value given at construction (or real time)."""
         self.state.reset()
+        self.state.billing.reset()  # type: ignore[attr-defined]
         self.faults.clear()
         self.limiter.configure()
 
@@ -153,6 +156,11 @@ class EmulatorServer:
             customer_key=customer_key,
             value_key=value_key,
         )
+
+    def set_invoice_grace(self, hours: int, *, livemode: bool = False, account: str | None = None) -> dict[str, Any]:
+        """The account's invoice finalization grace period (1-72 h; Stripe sets it in the
+        Dashboard only). Invoices already drafted keep theirs."""
+        return self.state.billing.set_grace_hours(hours, livemode=livemode, account=account)  # type: ignore[attr-defined]
 
     def requests(self) -> list[dict[str, Any]]:
         """Every API request received, oldest first: id, time, method, path, params,
