@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import duckdb
 
-from stripemeter_assets.catalog import default_lateness_us, load_metric_catalog
+from stripemeter_assets.catalog import load_metric_catalog
+from stripemeter_assets.periods.build import ensure_calendar_periods
+from stripemeter_assets.periods.close import load_period_grace
 from stripemeter_assets.settings import Config
 from stripemeter_assets.sqlfiles import load_sql
 from stripemeter_assets.warehouse import create_temp_table, params_named, run_script
@@ -33,19 +35,31 @@ def recompute_days(conn: duckdb.DuckDBPyConnection, start: datetime, end: dateti
                         [_naive(start), _naive(end)]).fetchone()[0]
 
 
-def recompute_period(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
-                     now: datetime, run_id: str, tenant: str | None = None) -> int:
-    """Rewrites period_usage for the period [start, end) from daily_usage,
-    recording changes to a closed period; call inside a transaction.
-    Returns how many adjustments were recorded."""
+def load_target_periods(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
+                        now: datetime, tenant: str | None = None) -> None:
+    """TEMP `target_periods`: every billing period overlapping [start, end), with when it
+    closes; counters without a Stripe period first get their calendar months."""
+    ensure_calendar_periods(conn, start, end, now)
+    pairs = conn.execute("SELECT DISTINCT tenant_id, metric FROM billing_periods WHERE period_start < ? "
+                         "AND period_end > ? AND (?::VARCHAR IS NULL OR tenant_id = ?)",
+                         [_naive(end), _naive(start), tenant, tenant]).fetchall()
+    load_period_grace(conn, config, pairs)
+    create_temp_table(conn, "target_periods", "counters/target_periods.sql", start=_naive(start), end=_naive(end),
+                      tenant=tenant, default_grace_us=int(config.invoice_grace(None) / timedelta(microseconds=1)))
+
+
+def recompute_periods(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
+                      now: datetime, run_id: str, tenant: str | None = None) -> int:
+    """Rewrites period_usage for every billing period overlapping [start, end) (each
+    customer's own periods) from daily_usage and the edge days' events, recording changes
+    to closed periods; call inside a transaction. Returns how many adjustments were recorded."""
     load_metric_catalog(conn, config)
+    load_target_periods(conn, config, start, end, now, tenant)
     before = conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0]
-    run_script(conn, "counters/period_overflows.sql", start=_naive(start), end=_naive(end), tenant=tenant)
-    create_temp_table(conn, "new_period", "counters/period_values.sql",
-                      start=_naive(start), end=_naive(end), tenant=tenant)
-    run_script(conn, "counters/period_usage.sql", start=_naive(start), now=_naive(now),
-               default_lateness_us=default_lateness_us(config), policy=config.close_policy, run_id=run_id,
-               tenant=tenant)
+    run_script(conn, "counters/period_overflows.sql")
+    create_temp_table(conn, "new_period", "counters/period_values.sql")
+    run_script(conn, "counters/period_usage.sql", start=_naive(start), end=_naive(end), now=_naive(now),
+               policy=config.close_policy, run_id=run_id)
     return conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0] - before
 
 
@@ -103,28 +117,28 @@ class ReplayResult:
 def replay(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime, *,
            now: datetime, run_id: str, tenant: str | None = None, dry_run: bool = False) -> ReplayResult:
     """Applies pending late events with ts in [start, end) (optionally of one
-    tenant), recomputes the days of the range and the periods they touch,
-    and diffs every period counter. A dry run rolls everything back."""
+    tenant), recomputes the days of the range and every billing period they
+    touch, and diffs every period counter. A dry run rolls everything back."""
     start, end = _naive(start), _naive(end)
     day_start = _midnight(start)
     day_end = end if end == _midnight(end) else _midnight(end) + timedelta(days=1)
-    periods = month_starts(day_start, day_end)
+    overlap = ("SELECT tenant_id, metric, customer_ref, period_start, value FROM period_usage "
+               "WHERE period_start < ? AND period_end > ? AND (?::VARCHAR IS NULL OR tenant_id = ?)")
+    args = [day_end, day_start, tenant, tenant]
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute("CREATE OR REPLACE TEMP TABLE replay_before AS SELECT tenant_id, metric, customer_ref, "
-                     "period_start, value FROM period_usage WHERE period_start IN (SELECT unnest(?::TIMESTAMP[])) "
-                     "AND (?::VARCHAR IS NULL OR tenant_id = ?)", [periods, tenant, tenant])
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE replay_before AS {overlap}", args)
         late_applied = apply_late_events(conn, start, end, now, tenant)
         recompute_days(conn, day_start, day_end, now, tenant)
-        adjustments = sum(recompute_period(conn, config, p, next_month(p), now, run_id, tenant) for p in periods)
-        rows = conn.execute("""
+        adjustments = recompute_periods(conn, config, day_start, day_end, now, run_id, tenant)
+        rows = conn.execute(f"""
             SELECT coalesce(n.tenant_id, o.tenant_id), coalesce(n.metric, o.metric),
                    coalesce(n.customer_ref, o.customer_ref), coalesce(n.period_start, o.period_start), o.value, n.value
-            FROM (SELECT * FROM period_usage WHERE period_start IN (SELECT unnest(?::TIMESTAMP[]))
-                    AND (?::VARCHAR IS NULL OR tenant_id = ?)) n
+            FROM ({overlap}) n
             FULL JOIN replay_before o USING (tenant_id, metric, customer_ref, period_start)
             WHERE n.value IS DISTINCT FROM o.value
-            ORDER BY 1, 2, 3, 4""", [periods, tenant, tenant]).fetchall()
+            ORDER BY 1, 2, 3, 4""", args).fetchall()
+        periods = sorted({r[0] for r in conn.execute("SELECT DISTINCT period_start FROM target_periods").fetchall()})
         days = [d.strftime("%Y-%m-%d") for d in _days(day_start, day_end)]
     except BaseException:
         conn.execute("ROLLBACK")

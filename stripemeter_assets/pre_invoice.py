@@ -1,16 +1,16 @@
 """`pre_invoice_job` and `pre_invoice_schedule`.
 
-The job is an asset job over the billing-period assets, in dependency order:
-`period_usage` (recount the period from `daily_usage`) → `stripe_push`
+The job is an asset job over the billing-period assets (daily partitions: a day
+stands for every customer's period overlapping it), in dependency order:
+`period_usage` (recount the periods from `daily_usage` and the ledger) → `stripe_push`
 (push the deltas) → `reconciliation_report` and its blocking check
 `reconciliation_within_epsilon`. Ingest (`usage_events`, unpartitioned) and
-`daily_usage` (daily partitions) cannot share a job with monthly partitions;
-they are kept current by `landing_sensor` and `watermark_sensor` (and by the
+`daily_usage` are kept current by `landing_sensor` and `watermark_sensor` (and by the
 `catch-up` command), so the job picks up whatever they have counted.
 
 The schedule (cron from the YAML config's `pre_invoice_cron`, UTC, default
-daily at 06:00) runs the job for the open period and, while the previous
-period is still inside the lateness window, for that one too.
+daily at 06:00) runs the job for today and for the days of periods still inside
+their invoice finalization grace period.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.counters import next_month
 from stripemeter_assets.partitions import period_partitions
 
 DEFAULT_CRON = "0 6 * * *"
@@ -38,23 +37,25 @@ def _cron() -> str:
         return DEFAULT_CRON
 
 
-def periods_due(now: datetime, lateness: timedelta) -> list[datetime]:
-    """The open period, and the previous one while now < its end + lateness."""
-    current = now.astimezone(UTC).replace(tzinfo=None, day=1, hour=0, minute=0, second=0, microsecond=0)
-    previous = (current - timedelta(days=1)).replace(day=1)
-    due = [current]
-    if now.astimezone(UTC).replace(tzinfo=None) < next_month(previous) + lateness:
-        due.insert(0, previous)
-    return due
+def periods_due(now: datetime, grace: timedelta) -> list[datetime]:
+    """The UTC days whose periods are due: today's (every open period overlaps it) and the
+    days before back to `now − grace`, which the periods still in their invoice grace
+    period (closing at period_end + G, `periods.close`) overlap."""
+    now = now.astimezone(UTC).replace(tzinfo=None)
+    first = (now - grace).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = (now.replace(hour=0, minute=0, second=0, microsecond=0) - first).days
+    return [first + timedelta(days=i) for i in range(days + 1)]
 
 
 @dg.schedule(job=pre_invoice_job, cron_schedule=_cron(), execution_timezone="UTC",
              description="Pre-invoice reconciliation of the open (and just closed) billing period.")
 def pre_invoice_schedule(context: dg.ScheduleEvaluationContext):
     now = context.scheduled_execution_time or settings.now()
-    lateness = timedelta(hours=settings.load_config().lateness_hours)
+    config = settings.load_config()
+    # The longest grace of any account: a period still in it must be pushed and reconciled.
+    grace = max([config.invoice_grace(None), *(config.invoice_grace(a) for a in config.invoice_grace_by_account)])
     keys = set(period_partitions.get_partition_keys(current_time=now))
-    for period in periods_due(now, lateness):
+    for period in periods_due(now, grace):
         key = period.strftime("%Y-%m-%d")
         if key in keys:
             yield dg.RunRequest(run_key=f"pre_invoice:{key}:{now:%Y%m%dT%H%M}", partition_key=key)

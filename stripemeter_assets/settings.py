@@ -18,6 +18,10 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / "data"
 AGGREGATIONS = ("sum", "count", "max", "last")
+# Stripe's invoice finalization grace period: 1 h by default, at most 72 h
+# (https://docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period).
+DEFAULT_GRACE_HOURS = 1.0
+MAX_GRACE_HOURS = 72.0
 
 
 def landing_url() -> str:
@@ -64,6 +68,11 @@ class Config:
     max_clock_skew_hours: float = 1.0
     metrics: dict[str, MetricSpec] = field(default_factory=dict)
     stripe: dict[str, Any] = field(default_factory=dict)
+    # `stripe.invoice_grace_hours`: one number for every account, or a mapping
+    # of account (`acct_…`, `platform`) to hours with an optional `default`.
+    invoice_grace_hours: float = DEFAULT_GRACE_HOURS
+    invoice_grace_by_account: dict[str, float] = field(default_factory=dict)
+    invoice_tolerance: Decimal = Decimal("0.01")
     raw: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricSpec:
@@ -73,6 +82,19 @@ class Config:
     def lateness(self, metric: str) -> timedelta:
         hours = self.metric(metric).lateness_hours
         return timedelta(hours=self.lateness_hours if hours is None else hours)
+
+    def invoice_grace(self, account: str | None) -> timedelta:
+        """The account's invoice finalization grace period G (`None` = the platform)."""
+        hours = self.invoice_grace_by_account.get(account or "platform", self.invoice_grace_hours)
+        return timedelta(hours=hours)
+
+    def lateness_beyond_grace(self) -> list[str]:
+        """Metrics whose lateness window L exceeds the smallest grace period G: valid
+        (late data still folds into local counters), reported once at start."""
+        grace = min([self.invoice_grace_hours, *self.invoice_grace_by_account.values()])
+        windows = {"(default)": self.lateness_hours, **{m.name: m.lateness_hours for m in self.metrics.values()
+                                                        if m.lateness_hours is not None}}
+        return [f"{name}: L {hours:g} h > G {grace:g} h" for name, hours in windows.items() if hours > grace]
 
 
 class ConfigError(ValueError):
@@ -100,15 +122,38 @@ def parse_config(data: dict[str, Any] | None) -> Config:
     policy = data.get("close_policy", "carry_forward")
     if policy not in ("carry_forward", "hold"):
         raise ConfigError(f"close_policy: {policy!r} is not carry_forward or hold")
+    stripe = data.get("stripe") or {}
+    grace, by_account = _grace(stripe.get("invoice_grace_hours", DEFAULT_GRACE_HOURS))
     return Config(
         lateness_hours=float(data.get("lateness_hours", 48)),
         drift_epsilon=Decimal(str(data.get("drift_epsilon", "0.005"))),
         close_policy=policy,
         max_clock_skew_hours=float(data.get("max_clock_skew_hours", 1)),
         metrics=metrics,
-        stripe=data.get("stripe") or {},
+        stripe=stripe,
+        invoice_grace_hours=grace,
+        invoice_grace_by_account=by_account,
+        invoice_tolerance=Decimal(str(data.get("invoice_tolerance", "0.01"))),
         raw=data,
     )
+
+
+def _grace_hours(value: Any, where: str) -> float:
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a number of hours") from None
+    if not DEFAULT_GRACE_HOURS <= hours <= MAX_GRACE_HOURS:
+        raise ConfigError(f"{where}: {hours:g} is outside Stripe's 1..72 hours")
+    return hours
+
+
+def _grace(value: Any) -> tuple[float, dict[str, float]]:
+    if not isinstance(value, dict):
+        return _grace_hours(value, "stripe.invoice_grace_hours"), {}
+    default = _grace_hours(value.get("default", DEFAULT_GRACE_HOURS), "stripe.invoice_grace_hours.default")
+    return default, {str(k): _grace_hours(v, f"stripe.invoice_grace_hours.{k}") for k, v in value.items()
+                     if k != "default"}
 
 
 def load_config(path: str | None = None) -> Config:

@@ -4,8 +4,8 @@ import dagster as dg
 import pyarrow as pa
 
 from stripemeter_assets import settings
-from stripemeter_assets.counters import month_starts, next_month
 from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.periods.lookup import period_starts
 from stripemeter_assets.pricing import ScenarioError, format_money
 from stripemeter_assets.projection import parse_price_book, project_rows
 from stripemeter_assets.resources import WarehouseResource
@@ -56,22 +56,27 @@ def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
     elapsed = {}
     with warehouse.connect() as conn:
+        periods = period_starts(conn, window.start, window.end)
         with transaction(conn):
-            for period in month_starts(window.start, window.end):
-                usage = query(conn, "reports/projection_usage.sql", start=period.replace(tzinfo=None), tenant=None)
-                rows = project_rows(usage, prices, period_start=period, period_end=next_month(period), now=now)
+            for period in periods:
+                usage = query(conn, "reports/projection_usage.sql", start=period, tenant=None)
+                rows = []
+                # Each customer's own period: its end (so its elapsed fraction) is its own.
+                for end in sorted({u["period_end"] for u in usage}):
+                    rows += project_rows([u for u in usage if u["period_end"] == end], prices,
+                                         period_start=period, period_end=end, now=now)
                 conn.register("new_projection", pa.Table.from_pylist(rows, schema=_ROWS_SCHEMA))
                 try:
                     run_script(conn, "reports/cost_projection.sql", start=period.replace(tzinfo=None))
                 finally:
                     conn.unregister("new_projection")
                 if rows:
-                    elapsed[f"{period:%Y-%m}"] = str(rows[0]["elapsed_fraction"])
+                    elapsed[f"{period:%Y-%m-%d %H:%M:%S}"] = str(rows[0]["elapsed_fraction"])
         [summary] = query(conn, "reports/projection_customers.sql", start=start, end=end)
         totals = query(conn, "reports/projection_totals.sql", start=start, end=end)
         top = query(conn, "reports/projection_top.sql", start=start, end=end, limit=TOP_CUSTOMERS)
     return dg.MaterializeResult(metadata={
-        "periods": ", ".join(f"{p:%Y-%m}" for p in month_starts(window.start, window.end)),
+        "period_starts": len(periods),
         "elapsed_fraction": dg.MetadataValue.json(elapsed),
         "customers": summary["customers"],
         "counters": summary["counters"],

@@ -299,12 +299,15 @@ def test_pre_invoice_job_and_schedule_definitions(env):
                                                     "reconciliation_report_reconciliation_within_epsilon"}
     assert pre_invoice_schedule.cron_schedule == "0 6 * * *"
     assert pre_invoice_schedule.execution_timezone == "UTC"
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 4, 1, 6, tzinfo=UTC),
-                                    repository_def=defs.get_repository_def())
-    keys = [r.partition_key for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
-    assert keys == ["2025-03-01", "2025-04-01"]  # the just-closed period while inside lateness, and the open one
+    def due(when: datetime) -> list[str]:
+        ctx = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
+        return [r.partition_key for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
+
+    # Day partitions: today (the open periods), and the days of periods still in their 1 h grace.
+    assert due(datetime(2025, 4, 1, 0, 30, tzinfo=UTC)) == ["2025-03-31", "2025-04-01"]
+    assert due(datetime(2025, 4, 1, 6, tzinfo=UTC)) == ["2025-04-01"]  # March's invoice is final: closed
     assert periods_due(datetime(2025, 3, 20, 6, tzinfo=UTC), __import__("datetime").timedelta(hours=48)) == [
-        datetime(2025, 3, 1)]
+        datetime(2025, 3, 18), datetime(2025, 3, 19), datetime(2025, 3, 20)]
 
 
 def test_pre_invoice_job_runs_counters_push_and_reconciliation_in_order(recon):

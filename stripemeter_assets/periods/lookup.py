@@ -1,0 +1,64 @@
+"""Looking billing periods up: which periods a window of days touches, and each
+counter's open period (where carry-forwards go)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+CounterId = tuple[str, str, str]  # (tenant, metric, customer_ref)
+
+
+def _naive(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def calendar_month(ts: datetime) -> tuple[datetime, datetime]:
+    start = _naive(ts).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def period_starts(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[datetime]:
+    """Distinct starts of the periods overlapping [start, end): of the counters, and of the
+    billing periods (a counter that vanished still has its period)."""
+    rows = conn.execute("SELECT period_start FROM period_usage WHERE period_start < $end AND period_end > $start "
+                        "UNION SELECT period_start FROM billing_periods WHERE period_start < $end AND period_end > $start "
+                        "ORDER BY 1", {"start": _naive(start), "end": _naive(end)}).fetchall()
+    return [r[0] for r in rows]
+
+
+@dataclass
+class PeriodIndex:
+    """Every counter's billing periods; counters without any use calendar months."""
+
+    periods: dict[CounterId, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, conn: duckdb.DuckDBPyConnection) -> PeriodIndex:
+        index: dict[CounterId, list[tuple[datetime, datetime]]] = {}
+        for t, m, c, s, e in conn.execute("SELECT DISTINCT tenant_id, metric, customer_ref, period_start, period_end "
+                                          "FROM billing_periods ORDER BY 1, 2, 3, 4").fetchall():
+            index.setdefault((t, m, c), []).append((s, e))
+        return cls(index)
+
+    def containing(self, counter: CounterId, ts: datetime) -> tuple[datetime, datetime]:
+        """The counter's period containing `ts` (its open period when `ts` is now)."""
+        ts = _naive(ts)
+        for start, end in self.periods.get(counter, ()):
+            if start <= ts < end:
+                return start, end
+        return calendar_month(ts)
+
+    def end_of(self, counter: CounterId, period_start: datetime) -> datetime:
+        period_start = _naive(period_start)
+        for start, end in self.periods.get(counter, ()):
+            if start == period_start:
+                return end
+        return calendar_month(period_start)[1]
+
+    def open_starts(self, now: datetime) -> set[datetime]:
+        now = _naive(now)
+        starts = {s for spans in self.periods.values() for s, e in spans if s <= now < e}
+        return starts | {calendar_month(now)[0]}
