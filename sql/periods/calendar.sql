@@ -16,12 +16,13 @@ INSERT INTO billing_periods
 SELECT u.tenant_id, u.customer_ref, NULL, NULL, NULL, u.metric, u.month,
        least(u.month + INTERVAL 1 MONTH, coalesce(f.first_start, u.month + INTERVAL 1 MONTH)),
        'calendar', NULL, $now::TIMESTAMP
-FROM (SELECT DISTINCT tenant_id, metric, customer_ref, date_trunc('month', day)::TIMESTAMP AS month
-      FROM daily_usage
-      WHERE day >= date_trunc('month', $start::TIMESTAMP)::DATE
-        AND day < (date_trunc('month', $end::TIMESTAMP - INTERVAL 1 MICROSECOND) + INTERVAL 1 MONTH)::DATE) u
+FROM (SELECT DISTINCT d.tenant_id, d.metric, d.customer_ref, date_trunc('month', d.day)::TIMESTAMP AS month
+      FROM daily_usage d
+      LEFT JOIN stripe_first f USING (tenant_id, metric, customer_ref)
+      WHERE d.day >= date_trunc('month', $start::TIMESTAMP)::DATE
+        AND d.day < (date_trunc('month', $end::TIMESTAMP - INTERVAL 1 MICROSECOND) + INTERVAL 1 MONTH)::DATE
+        AND (f.first_start IS NULL OR d.day::TIMESTAMP < f.first_start)) u
 LEFT JOIN stripe_first f USING (tenant_id, metric, customer_ref)
-WHERE (f.first_start IS NULL OR u.month < f.first_start)
-  AND NOT EXISTS (SELECT 1 FROM billing_periods b
+WHERE NOT EXISTS (SELECT 1 FROM billing_periods b
                   WHERE b.tenant_id = u.tenant_id AND b.metric = u.metric AND b.customer_ref = u.customer_ref
                     AND b.period_start = u.month);

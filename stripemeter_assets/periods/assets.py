@@ -48,13 +48,17 @@ def billing_periods(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         no_subscription = conn.execute(
             "SELECT count(DISTINCT (tenant_id, metric, customer_ref)) FROM billing_periods WHERE source = 'calendar'"
         ).fetchone()[0]
-    for line in report.unread:
-        context.log.warning(f"billing periods not read from Stripe for {line}; calendar months are used")
-    return dg.MaterializeResult(metadata={
+    metadata = {
         "accounts_read": report.accounts_read,
         "stripe_calls": report.stripe_calls,
         "stripe_periods": by_source.get("stripe", 0),
         "calendar_periods": by_source.get("calendar", 0),
         "counters_without_subscription": no_subscription,
         "accounts_unread": dg.MetadataValue.json(report.unread),
-    })
+    }
+    if report.failed:
+        # The accounts read are committed; these keep their last periods until Stripe answers.
+        raise dg.Failure(description=f"billing periods not read for {report.failed}", metadata=metadata)
+    for line in report.unread:
+        context.log.warning(f"billing periods not read from Stripe for {line}; calendar months are used")
+    return dg.MaterializeResult(metadata=metadata)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
+import stripe
 
 from stripemeter_assets.push.client import key_mode, read_key
 from stripemeter_assets.push.mapping import PLATFORM, StripeMapping
@@ -49,14 +50,15 @@ class ReadReport:
     stripe_calls: int = 0
     stripe_periods: int = 0
     calendar_rows: int = 0
-    unread: list[str] = field(default_factory=list)   # accounts not read, with the reason
+    unread: list[str] = field(default_factory=list)   # accounts without a key: calendar months
+    failed: list[str] = field(default_factory=list)   # accounts Stripe did not answer for
     billing: dict[tuple[bool, str], AccountBilling] = field(default_factory=dict)
 
 
 def routes(conn: duckdb.DuckDBPyConnection, config: Config) -> list[Route]:
     """Every (tenant, metric) mapped to a meter; a "*" mapping covers the ledger's tenants."""
     mapping = StripeMapping.from_config(config.stripe)
-    tenants = {t for (t,) in conn.execute("SELECT DISTINCT tenant_id FROM daily_usage").fetchall()}
+    tenants = {t for (t,) in conn.execute("SELECT DISTINCT tenant_id FROM events").fetchall()}
     tenants |= {m.tenant for m in mapping.meters if m.tenant != "*"}
     out = []
     for tenant in sorted(tenants):
@@ -92,8 +94,8 @@ def read_stripe(conn: duckdb.DuckDBPyConnection, config: Config, *, now: datetim
         reader = reader_for(key, key_mode(key) or "live", None if account == PLATFORM else account)
         try:
             billing = reader.read({r.event_name for r in group}, invoices_since=now - INVOICE_LOOKBACK)
-        except Exception as exc:  # one unreachable account never stops the others
-            report.unread.append(f"{account}: {type(exc).__name__}")
+        except stripe.StripeError as exc:  # one unreachable account never stops the others
+            report.failed.append(f"{account}: {type(exc).__name__}")
             continue
         finally:
             report.stripe_calls += reader.calls
@@ -141,4 +143,4 @@ def _naive(ts: datetime) -> datetime:
 
 
 def _json(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True)
+    return json.dumps(body, sort_keys=True, default=str)  # the SDK decodes *_decimal to Decimal: keep it exact

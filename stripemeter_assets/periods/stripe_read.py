@@ -118,9 +118,10 @@ class BillingReader:
                 out.meters[meter.event_name] = meter.id
         event_for_meter = {meter_id: name for name, meter_id in out.meters.items()}
         for price in self._pages(v1.prices.list, {"type": "recurring", "expand": ["data.tiers"]}):
-            recurring = price.recurring
-            if recurring and recurring.get("usage_type") == "metered" and recurring.get("meter") in event_for_meter:
-                out.prices[price.id] = price.to_dict()
+            body = price.to_dict()
+            recurring = body.get("recurring") or {}
+            if recurring.get("usage_type") == "metered" and recurring.get("meter") in event_for_meter:
+                out.prices[price.id] = body
         for price_id, price in out.prices.items():
             event_name = event_for_meter[price["recurring"]["meter"]]
             for sub in self._pages(v1.subscriptions.list, {"price": price_id, "status": "active"}):
@@ -140,7 +141,7 @@ class BillingReader:
             line_list = list(lines.data) if not lines.has_more else list(
                 self._pages(v1.invoices.line_items.list, {}, invoice.id))
             for line in line_list:
-                parsed = _line(line, invoice.customer, invoice.id, invoice.status)
+                parsed = _line(line.to_dict(), invoice.customer, invoice.id, invoice.status)
                 if parsed is not None and parsed.subscription_item in items:
                     out.lines.append(parsed)
         return out
@@ -149,26 +150,24 @@ class BillingReader:
         """The lines of the open period's invoice as Stripe would bill it now."""
         invoice = self._call(self._client.v1.invoices.create_preview,
                              {"customer": stripe_customer, "subscription": subscription})
-        parsed = (_line(line, stripe_customer, None, "preview") for line in invoice.lines.data)
+        parsed = (_line(line.to_dict(), stripe_customer, None, "preview") for line in invoice.lines.data)
         return [line for line in parsed if line is not None]
 
 
-def _line(line: Any, customer: str, invoice: str | None, status: str) -> InvoiceLine | None:
-    parent = line.get("parent") or {}
-    details = parent.get("subscription_item_details") if parent else None
-    if not details or not details.get("subscription_item"):
-        return None
-    pricing = line.get("pricing") or {}
-    price_details = pricing.get("price_details") if pricing else None
+def _line(line: dict[str, Any], customer: str, invoice: str | None, status: str) -> InvoiceLine | None:
+    details = (line.get("parent") or {}).get("subscription_item_details") or {}
+    if not details.get("subscription_item"):
+        return None  # an invoice item, not a subscription item's usage
+    price_details = (line.get("pricing") or {}).get("price_details") or {}
     return InvoiceLine(
         stripe_customer=customer,
         subscription_item=details["subscription_item"],
-        price=price_details.get("price") if price_details else None,
-        period_start=utc(line.period.start),
-        period_end=utc(line.period.end),
+        price=price_details.get("price"),
+        period_start=utc(line["period"]["start"]),
+        period_end=utc(line["period"]["end"]),
         quantity=int(line.get("quantity") or 0),
-        amount=int(line.amount),
-        currency=str(line.currency).upper(),
+        amount=int(line["amount"]),
+        currency=str(line["currency"]).upper(),
         invoice=invoice,
         status=str(status),
     )
