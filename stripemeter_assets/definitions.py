@@ -7,6 +7,7 @@ from stripemeter_assets.assets.ingest import usage_events
 from stripemeter_assets.assets.projection import cost_projection
 from stripemeter_assets.assets.push import stripe_push
 from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
+from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tolerance, invoice_reconciliation
 from stripemeter_assets.periods.assets import billing_periods
 from stripemeter_assets.jobs import daily_usage_job, ingest_job, period_usage_job
 from stripemeter_assets.pre_invoice import pre_invoice_job, pre_invoice_schedule
@@ -16,8 +17,9 @@ from stripemeter_assets.sensors import landing_sensor, watermark_sensor
 from stripemeter_assets.snapshot_job import snapshot_job, snapshot_sensor
 
 defs = dg.Definitions(
-    assets=[usage_events, daily_usage, billing_periods, period_usage, cost_projection, stripe_push, reconciliation_report],
-    asset_checks=[reconciliation_within_epsilon],
+    assets=[usage_events, daily_usage, billing_periods, period_usage, cost_projection, stripe_push,
+            reconciliation_report, invoice_reconciliation],
+    asset_checks=[reconciliation_within_epsilon, invoice_money_at_stake_within_tolerance],
     jobs=[ingest_job, daily_usage_job, period_usage_job, replay_job, snapshot_job, pre_invoice_job],
     schedules=[pre_invoice_schedule],
     sensors=[landing_sensor, watermark_sensor, snapshot_sensor],

@@ -24,7 +24,8 @@ DEFAULT_CRON = "0 6 * * *"
 
 pre_invoice_job = dg.define_asset_job(
     "pre_invoice_job",
-    selection=dg.AssetSelection.assets("period_usage", "stripe_push", "reconciliation_report"),
+    selection=dg.AssetSelection.assets("period_usage", "stripe_push", "reconciliation_report",
+                                       "invoice_reconciliation"),
     partitions_def=period_partitions,
     description="Pre-invoice: recount the period, push deltas to Stripe, reconcile (blocking drift check).",
 )

@@ -54,6 +54,7 @@ class InvoiceLine:
     currency: str
     invoice: str | None  # None for a preview
     status: str          # preview | draft | open | paid | void | uncollectible
+    finalized_at: datetime | None = None
 
 
 @dataclass
@@ -141,7 +142,9 @@ class BillingReader:
             line_list = list(lines.data) if not lines.has_more else list(
                 self._pages(v1.invoices.line_items.list, {}, invoice.id))
             for line in line_list:
-                parsed = _line(line.to_dict(), invoice.customer, invoice.id, invoice.status)
+                transitions = invoice.to_dict().get("status_transitions") or {}
+                parsed = _line(line.to_dict(), invoice.customer, invoice.id, invoice.status,
+                               transitions.get("finalized_at"))
                 if parsed is not None and parsed.subscription_item in items:
                     out.lines.append(parsed)
         return out
@@ -154,7 +157,8 @@ class BillingReader:
         return [line for line in parsed if line is not None]
 
 
-def _line(line: dict[str, Any], customer: str, invoice: str | None, status: str) -> InvoiceLine | None:
+def _line(line: dict[str, Any], customer: str, invoice: str | None, status: str,
+          finalized_at: int | None = None) -> InvoiceLine | None:
     details = (line.get("parent") or {}).get("subscription_item_details") or {}
     if not details.get("subscription_item"):
         return None  # an invoice item, not a subscription item's usage
@@ -170,4 +174,5 @@ def _line(line: dict[str, Any], customer: str, invoice: str | None, status: str)
         currency=str(line["currency"]).upper(),
         invoice=invoice,
         status=str(status),
+        finalized_at=None if finalized_at is None else utc(finalized_at),
     )
