@@ -5,7 +5,7 @@ import pyarrow as pa
 
 from stripemeter_assets import settings
 from stripemeter_assets.partitions import period_partitions
-from stripemeter_assets.periods.lookup import period_starts
+from stripemeter_assets.periods.lookup import period_starts, subscription_prices
 from stripemeter_assets.pricing import ScenarioError, format_money
 from stripemeter_assets.projection import parse_price_book, project_rows
 from stripemeter_assets.resources import WarehouseResource
@@ -43,8 +43,9 @@ _ROWS_SCHEMA = pa.schema([
     kinds={"duckdb"},
     description="Per (tenant, customer, metric, billing period): usage to date, elapsed fraction of the period, "
                 "projected usage (sum/count: to_date / elapsed_fraction; max/last: the current value; an estimate, "
-                "NULL before 10 % of the period) and the cost of both through the pricing library with the "
-                "config's `prices:` (`prices_by_tenant:` overrides). Unpriced metrics are flagged `priced = false`.",
+                "NULL before 10 % of the period) and the cost of both through the pricing library, on the "
+                "customer's own billing period and its subscription item's Stripe price (else the config's "
+                "`prices:`, `prices_by_tenant:` overrides). Unpriced metrics are flagged `priced = false`.",
 )
 def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     window = context.partition_time_window
@@ -60,11 +61,12 @@ def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         with transaction(conn):
             for period in periods:
                 usage = query(conn, "reports/projection_usage.sql", start=period, tenant=None)
+                item_prices = subscription_prices(conn, warehouse.config(), period)
                 rows = []
                 # Each customer's own period: its end (so its elapsed fraction) is its own.
                 for end in sorted({u["period_end"] for u in usage}):
                     rows += project_rows([u for u in usage if u["period_end"] == end], prices,
-                                         period_start=period, period_end=end, now=now)
+                                         period_start=period, period_end=end, now=now, item_prices=item_prices)
                 conn.register("new_projection", pa.Table.from_pylist(rows, schema=_ROWS_SCHEMA))
                 try:
                     run_script(conn, "reports/cost_projection.sql", start=period.replace(tzinfo=None))

@@ -4,7 +4,10 @@ subscriptions and invoices, and Dagster runs."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
+from stripemeter_assets.assets.counters import daily_usage, period_usage
+from stripemeter_assets.assets.projection import cost_projection
 from stripemeter_assets.counters import replay
 from stripemeter_assets.settings import load_config
 from stripemeter_assets.warehouse import connect
@@ -124,4 +127,19 @@ def test_replay_across_a_period_edge_applies_late_events_to_each_side(billing):
                         now=naive(NEXT + 3 * 86400), run_id="replay")
     diffs = {(d.period_start, d.old, d.new) for d in result.diffs}
     assert diffs == {(naive(ANCHOR), None, 5), (naive(NEXT), 1, 8)}
+
+
+
+def test_cost_projection_uses_the_customers_period_and_stripe_price(billing):
+    price = billing.price(billing_scheme="tiered", tiers_mode="graduated", tiers=[
+        {"up_to": 100, "unit_amount": 0}, {"up_to": "inf", "unit_amount_decimal": "2.5"}])
+    billing.subscribe("cus_A", price, anchor=ANCHOR)
+    billing.set_now(ANCHOR + 10 * 86400)
+    billing.land(("cus_A", "300", ANCHOR + 60))
+    billing.run(ANCHOR, ANCHOR + 86400, assets=[daily_usage, period_usage, cost_projection])
+
+    [(start, end, to_date, cost)] = billing.env.sql(
+        "SELECT period_start, period_end, usage_to_date, cost_to_date FROM cost_projection WHERE customer_ref = 'cus_A'")
+    assert (start, end) == (naive(ANCHOR), naive(NEXT))
+    assert to_date == 300 and cost == Decimal("5.00")  # 200 units over the free 100, at 2.5 cents
 
