@@ -9,7 +9,7 @@ from stripemeter_assets.assets.push import stripe_push
 from stripemeter_assets.assets.reconcile import reconciliation_report, reconciliation_within_epsilon
 from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tolerance, invoice_reconciliation
 from stripemeter_assets.periods.assets import billing_periods
-from stripemeter_assets.jobs import daily_usage_job, ingest_job, period_usage_job
+from stripemeter_assets.jobs import billing_periods_job, daily_usage_job, ingest_job, period_usage_job
 from stripemeter_assets.pre_invoice import pre_invoice_job, pre_invoice_schedule
 from stripemeter_assets.replay_job import replay_job
 from stripemeter_assets.resources import LandingResource, StripeResource, WarehouseResource
@@ -20,7 +20,7 @@ defs = dg.Definitions(
     assets=[usage_events, daily_usage, billing_periods, period_usage, cost_projection, stripe_push,
             reconciliation_report, invoice_reconciliation],
     asset_checks=[reconciliation_within_epsilon, invoice_money_at_stake_within_tolerance],
-    jobs=[ingest_job, daily_usage_job, period_usage_job, replay_job, snapshot_job, pre_invoice_job],
+    jobs=[ingest_job, daily_usage_job, billing_periods_job, period_usage_job, replay_job, snapshot_job, pre_invoice_job],
     schedules=[pre_invoice_schedule],
     sensors=[landing_sensor, watermark_sensor, snapshot_sensor],
     resources={

@@ -9,3 +9,5 @@ daily_usage_job = dg.define_asset_job("daily_usage_job", selection=["daily_usage
 # The projection follows its period counters in the same run.
 period_usage_job = dg.define_asset_job("period_usage_job", selection=["period_usage", "cost_projection"],
                                       partitions_def=period_partitions)
+# Billing periods are read from Stripe before the period counters use them.
+billing_periods_job = dg.define_asset_job("billing_periods_job", selection=["billing_periods"])
