@@ -9,7 +9,9 @@ lateness window L. This module is the rule's one home in Python; `sql/periods/ma
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
+from functools import cache
 
 import duckdb
 
@@ -18,6 +20,14 @@ from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import run_script
 
 _MICROSECOND = timedelta(microseconds=1)
+log = logging.getLogger("stripemeter")
+
+
+@cache
+def _report_lateness_beyond_grace(findings: tuple[str, ...]) -> None:
+    log.warning("lateness window longer than the invoice grace period (valid: late data still folds into the "
+                "local counters; after period_end + G it is carried forward, never pushed into the closed "
+                "period): %s", "; ".join(findings))
 
 
 class Grace:
@@ -27,6 +37,9 @@ class Grace:
         self.config = config
         self.mapping = StripeMapping.from_config(config.stripe)
         self._cache: dict[tuple[str, str], timedelta] = {}
+        findings = tuple(config.lateness_beyond_grace())
+        if findings:
+            _report_lateness_beyond_grace(findings)  # once per process and config
 
     def account(self, tenant: str, metric: str) -> str:
         """The account a (tenant, metric) counter is billed on (`platform` when unmapped)."""

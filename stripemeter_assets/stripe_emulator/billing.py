@@ -444,12 +444,14 @@ class Billing:
             self.roll(livemode, account)
             customer, price = _opt_str(params, "customer"), _opt_str(params, "price")
             status = _opt_str(params, "status")
-            items = [self._subscription_json(s)
-                     for s in reversed(list(self.store(livemode, account).subscriptions.values()))
-                     if (customer is None or s.customer == customer)
-                     and (price is None or any(i.price.id == price for i in s.items))
-                     and status in (None, "active", "all")]
-            return paginate(items, params, "/v1/subscriptions")
+            subs = {s.id: s for s in reversed(list(self.store(livemode, account).subscriptions.values()))
+                    if (customer is None or s.customer == customer)
+                    and (price is None or any(i.price.id == price for i in s.items))
+                    and status in (None, "active", "all")}
+            # Page on ids first: only the page's subscriptions are rendered.
+            page = paginate([{"id": sid} for sid in subs], params, "/v1/subscriptions")
+            page["data"] = [self._subscription_json(subs[item["id"]]) for item in page["data"]]
+            return page
 
     def list_subscription_items(self, livemode: bool, account: str | None, params: dict[str, Any]) -> dict[str, Any]:
         sub_id = _req_str(params, "subscription")
@@ -628,13 +630,17 @@ class Billing:
             self.roll(livemode, account)
             customer, sub = _opt_str(params, "customer"), _opt_str(params, "subscription")
             status = _opt_str(params, "status")
-            invoices = sorted(self.store(livemode, account).invoices.values(), key=lambda i: (i.created, i.id),
-                              reverse=True)  # newest first
-            items = [self._invoice_json(i, self._current_lines(livemode, account, i)) for i in invoices
-                     if (customer is None or i.customer == customer)
-                     and (sub is None or i.subscription.id == sub)
-                     and (status is None or i.status == status)]
-            return paginate(items, params, "/v1/invoices")
+            invoices = {i.id: i for i in sorted(self.store(livemode, account).invoices.values(),
+                                                key=lambda i: (i.created, i.id), reverse=True)  # newest first
+                        if (customer is None or i.customer == customer)
+                        and (sub is None or i.subscription.id == sub)
+                        and (status is None or i.status == status)
+                        and _created_matches(i.created, params.get("created"))}
+            page = paginate([{"id": iid} for iid in invoices], params, "/v1/invoices")
+            page["data"] = [self._invoice_json(invoices[item["id"]], self._current_lines(livemode, account,
+                                                                                         invoices[item["id"]]))
+                            for item in page["data"]]
+            return page
 
     def list_invoice_lines(self, livemode: bool, account: str | None, invoice_id: str,
                            params: dict[str, Any]) -> dict[str, Any]:
@@ -669,6 +675,16 @@ class Billing:
                             currency=sub.currency, livemode=livemode,
                             line_ids={i.id: "il_tmp_" + i.id[3:] for i in sub.items})
             return self._invoice_json(draft, self._lines(livemode, account, draft, None), preview=True)
+
+
+def _created_matches(created: int, bounds: Any) -> bool:
+    """Stripe's `created` list filter: an exact time or {gt, gte, lt, lte}."""
+    if bounds in (None, ""):
+        return True
+    if not isinstance(bounds, dict):
+        return created == _int_param(bounds, "created")
+    tests = {"gt": created.__gt__, "gte": created.__ge__, "lt": created.__lt__, "lte": created.__le__}
+    return all(tests[k](_int_param(v, f"created[{k}]")) for k, v in bounds.items() if k in tests)
 
 
 def _expands(params: dict[str, Any], name: str) -> bool:
