@@ -87,7 +87,8 @@ def recompute(db: str, mode: str) -> dict:
             conn.execute("""
                 INSERT INTO billing_periods
                 SELECT tenant_id, customer_ref, customer_ref, 'si_' || customer_ref, 'price_bench', metric,
-                       s + to_months(m::INTEGER), s + to_months((m + 1)::INTEGER), 'stripe', 'platform', now()::TIMESTAMP
+                       s + to_months(m::INTEGER), s + to_months((m + 1)::INTEGER), 'stripe', 'platform',
+                       now()::TIMESTAMP
                 FROM (SELECT DISTINCT tenant_id, metric, customer_ref,
                              TIMESTAMP '2024-12-01 13:42:11' + to_days((hash(customer_ref) % 28)::INTEGER) AS s
                       FROM events),
@@ -141,8 +142,8 @@ def main() -> None:
                                                                      db=str(work), mode=mode))
         cal, anc = results["calendar"], results["anchored"]
         for mode, runs in results.items():
-            log(f"{mode}: periods {fmt_runs([x['periods_s'] for x in runs])}, days {fmt_runs([x['days_s'] for x in runs])}"
-                f", {runs[0]['counters']:,} counters")
+            log(f"{mode}: periods {fmt_runs([x['periods_s'] for x in runs])}, "
+                f"days {fmt_runs([x['days_s'] for x in runs])}, {runs[0]['counters']:,} counters")
         if any(x["events"] != n for x in cal + anc):
             raise SystemExit(f"a recompute lost or double-counted events: {cal + anc}")
         best_cal = min(x["periods_s"] for x in cal)

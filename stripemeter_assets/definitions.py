@@ -20,7 +20,8 @@ defs = dg.Definitions(
     assets=[usage_events, daily_usage, billing_periods, period_usage, cost_projection, stripe_push,
             reconciliation_report, invoice_reconciliation],
     asset_checks=[reconciliation_within_epsilon, invoice_money_at_stake_within_tolerance],
-    jobs=[ingest_job, daily_usage_job, billing_periods_job, period_usage_job, replay_job, snapshot_job, pre_invoice_job],
+    jobs=[ingest_job, daily_usage_job, billing_periods_job, period_usage_job, replay_job, snapshot_job,
+          pre_invoice_job],
     schedules=[pre_invoice_schedule],
     sensors=[landing_sensor, watermark_sensor, snapshot_sensor],
     resources={

@@ -193,8 +193,9 @@ def backtest_period(
     *,
     tenant: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-customer invoice totals of one period's `period_usage` under current and candidate
-    prices, through the pricing library's `backtest`.
+    """Per-customer invoice totals of the billing periods starting in the calendar month of
+    `period_start` (each customer's own period) under current and candidate prices, through
+    the pricing library's `backtest`.
 
     Prices are a PriceBook or a plain {metric: priceConfig} map (applied to every tenant).
     Returns dicts with `tenant_id`, `customer_ref`, `currency`, `old_total`, `new_total` and
@@ -206,7 +207,9 @@ def backtest_period(
 
     old_book = _as_book(current_prices)
     new_book = _as_book(candidate_prices)
-    usage = query(conn, "reports/projection_usage.sql", start=_naive(period_start), tenant=tenant)
+    month = _naive(period_start).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    usage = query(conn, "reports/backtest_usage.sql", start=month,
+                  end=month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1), tenant=tenant)
     by_tenant: dict[str, list[dict[str, Any]]] = {}
     for row in usage:
         by_tenant.setdefault(row["tenant_id"], []).append(row)

@@ -27,9 +27,10 @@ def calendar_month(ts: datetime) -> tuple[datetime, datetime]:
 def period_starts(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[datetime]:
     """Distinct starts of the periods overlapping [start, end): of the counters, and of the
     billing periods (a counter that vanished still has its period)."""
-    rows = conn.execute("SELECT period_start FROM period_usage WHERE period_start < $end AND period_end > $start "
-                        "UNION SELECT period_start FROM billing_periods WHERE period_start < $end AND period_end > $start "
-                        "ORDER BY 1", {"start": _naive(start), "end": _naive(end)}).fetchall()
+    overlap = "WHERE period_start < $end AND period_end > $start"
+    rows = conn.execute(f"SELECT period_start FROM period_usage {overlap} "
+                        f"UNION SELECT period_start FROM billing_periods {overlap} ORDER BY 1",
+                        {"start": _naive(start), "end": _naive(end)}).fetchall()
     return [r[0] for r in rows]
 
 

@@ -272,6 +272,7 @@ class BillingStore:
     items: dict[str, SubscriptionItem] = field(default_factory=dict)
     invoices: dict[str, Invoice] = field(default_factory=dict)
     grace_hours: int = DEFAULT_GRACE_HOURS
+    rolled_at: int | None = None  # the clock at the last roll: nothing can be due again until it moves
 
 
 # ---------------------------------------------------------------- the billing store
@@ -498,6 +499,9 @@ class Billing:
         """Bring subscriptions and invoices of one scope up to the emulator's clock."""
         store = self.store(livemode, account)
         now = self.state.now()
+        if store.rolled_at == now:
+            return  # a subscription created since ends its first period later than now
+        store.rolled_at = now
         for sub in store.subscriptions.values():
             while sub.period(sub.period_index)[1] <= now:
                 start, end = sub.period(sub.period_index)
