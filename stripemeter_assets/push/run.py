@@ -22,12 +22,12 @@ from typing import Any
 
 import duckdb
 
+from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push import outbox, planner
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, PushCallError, scrub
 from stripemeter_assets.push.mapping import StripeMapping
 from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
-from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push.planner import Intent, epoch, naive
 from stripemeter_assets.push.sender import Sender
 from stripemeter_assets.settings import Config

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from stripemeter_assets.periods.close import Grace
-from stripemeter_assets.periods.lookup import PeriodIndex
+from stripemeter_assets.periods.lookup import PeriodIndex, calendar_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, meter_formula
@@ -96,7 +96,7 @@ class _Reconciler:
         period = naive(period)
         # Periods starting at `period` end per customer; late events are counted up to the latest end.
         end = max([e for spans in self.periods.periods.values() for s, e in spans if s == period],
-                  default=PeriodIndex().end_of(("", "", ""), period))
+                  default=calendar_month(period)[1])
         counters = outbox.load_counters(self.conn, [period])
         states = outbox.load_states(self.conn, [period])
         pushes = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r
