@@ -32,14 +32,19 @@ WITH p AS (
     ANTI JOIN late_events l
         ON l.tenant_id = e.tenant_id AND l.idempotency_key = e.idempotency_key AND l.status = 'pending'
     GROUP BY ALL
-), parts AS (
-    SELECT p.tenant_id, p.metric, p.customer_ref, p.period_start, d.sum_quantity, d.event_count, d.max_quantity,
-           d.last_quantity, epoch_us(d.last_ts)::HUGEINT * 18446744073709551616 + d.last_seq AS last_order,
-           d.watermark
+), whole_days AS (  -- folded per period first: the final merge reads a few rows per period
+    SELECT p.tenant_id, p.metric, p.customer_ref, p.period_start,
+           sum(d.sum_quantity) AS sum_quantity, sum(d.event_count) AS event_count, max(d.max_quantity) AS max_quantity,
+           arg_max(d.last_quantity, epoch_us(d.last_ts)::HUGEINT * 18446744073709551616 + d.last_seq) AS last_quantity,
+           max(epoch_us(d.last_ts)::HUGEINT * 18446744073709551616 + d.last_seq) AS last_order,
+           max(d.watermark) AS watermark
     FROM p
     JOIN daily_usage d
       ON d.tenant_id = p.tenant_id AND d.metric = p.metric AND d.customer_ref = p.customer_ref
      AND d.day >= p.full_from::DATE AND d.day < p.full_to::DATE
+    GROUP BY ALL
+), parts AS (
+    SELECT * FROM whole_days
     UNION ALL
     SELECT * FROM edge_parts
 )
