@@ -7,7 +7,7 @@ the others, then daily and monthly `groupby(...).sum()`. In memory only:
 floats, no validation, no quarantine, no ledger kept, nothing incremental.
 
 stripemeter: the `usage_events` path into a fresh DuckDB file, then
-`recompute_days` over the data's days and `recompute_period` for its month
+`recompute_days` over the data's days and `recompute_periods` for its month
 (the `daily_usage` / `period_usage` assets' calls), exact decimals.
 
 Both run in their own subprocess, `--repeat` times; the totals are checked
@@ -64,7 +64,7 @@ def pandas_way(path: str, engine: str = "ujson") -> dict:
 def stripemeter_way(path: str, db: str) -> dict:
     import _ledger
 
-    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
     from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.settings import Config
     from stripemeter_assets.warehouse import connect, transaction
@@ -81,7 +81,7 @@ def stripemeter_way(path: str, db: str) -> dict:
             recompute_days(conn, start, end, _ledger.NOW)
         with transaction(conn):
             for p in month_starts(start, end):
-                recompute_period(conn, Config(), p, next_month(p), _ledger.NOW, "bench")
+                recompute_periods(conn, Config(), p, next_month(p), _ledger.NOW, "bench")
         events, quantity = conn.execute("SELECT sum(event_count), sum(value) FROM period_usage").fetchone()
     t2 = time.perf_counter()
     return {"total_s": t2 - t0, "ingest_s": t1 - t0, "counters_s": t2 - t1, "events": int(events),

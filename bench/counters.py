@@ -5,7 +5,7 @@ ingested as one batch; then what the operator's single-run backfill of the
 
   * `daily_usage` (one run, one transaction): mark the window's pending late
     events applied, `recompute_days` over the 30-day window;
-  * `period_usage` (one run, one transaction): `recompute_period` for January.
+  * `period_usage` (one run, one transaction): `recompute_periods` for January.
 
 Target: days + period <= 2 s. Also timed: `replay()` over the same window
 (applies, recomputes and diffs in one transaction), one day as the watermark
@@ -97,7 +97,7 @@ def full_recompute(db: str) -> dict:
     """Every day and every period of the ledger, in one transaction."""
     from _ledger import NOW
 
-    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
     from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     with connect(db, memory_limit=common.MEMORY_LIMIT) as conn:
@@ -109,7 +109,7 @@ def full_recompute(db: str) -> dict:
             days = recompute_days(conn, start, end, NOW)
             t1 = time.perf_counter()
             for p in month_starts(start, end):
-                recompute_period(conn, _config(), p, next_month(p), NOW, "bench-full")
+                recompute_periods(conn, _config(), p, next_month(p), NOW, "bench-full")
             t2 = time.perf_counter()
         t3 = time.perf_counter()
         periods = conn.execute("SELECT count(*) FROM period_usage").fetchone()[0]
@@ -123,7 +123,7 @@ def backfill(db: str, start: str, end: str) -> dict:
     period partitions they map to (two runs, one transaction each)."""
     from _ledger import NOW
 
-    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
     from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     s, e, now = _dt(start), _dt(end), NOW.replace(tzinfo=None)
@@ -139,7 +139,7 @@ def backfill(db: str, start: str, end: str) -> dict:
             pending = conn.execute("SELECT count(*) FROM late_events WHERE status = 'pending'").fetchone()[0]
         t3 = time.perf_counter()
         with transaction(conn):  # period_usage asset
-            adjustments = sum(recompute_period(conn, _config(), p, next_month(p), NOW, "bench-backfill")
+            adjustments = sum(recompute_periods(conn, _config(), p, next_month(p), NOW, "bench-backfill")
                               for p in month_starts(s, e))
             conn.execute("SELECT count(*), coalesce(sum(event_count), 0) FROM period_usage "
                          "WHERE period_start >= ? AND period_start < ?", [s, e]).fetchone()
@@ -168,7 +168,7 @@ def one_day(db: str, day: str) -> dict:
     """A watermark-sensor run: one daily partition, then its period."""
     from _ledger import NOW
 
-    from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+    from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
     from stripemeter_assets.settings import month_starts, next_month
     from stripemeter_assets.warehouse import connect, transaction
     s = _dt(day)
@@ -179,7 +179,7 @@ def one_day(db: str, day: str) -> dict:
         t1 = time.perf_counter()
         with transaction(conn):
             for p in month_starts(s, s + timedelta(days=1)):
-                recompute_period(conn, _config(), p, next_month(p), NOW, "bench-day")
+                recompute_periods(conn, _config(), p, next_month(p), NOW, "bench-day")
         t2 = time.perf_counter()
     return {"days_tx_s": t1 - t0, "period_tx_s": t2 - t1, "total_s": t2 - t0}
 
@@ -289,7 +289,7 @@ def main() -> None:
                 f"{fmt_runs([b['days_tx_s'] for b in back])}; "
                 f"of which recompute_days {fmt_s(best['recompute_days_s'])}, "
                 f"{best['daily_rows']:,} daily rows"),
-            Row("  period_usage run: recompute_period(January)", fmt_runs([b["period_tx_s"] for b in back])),
+            Row("  period_usage run: recompute_periods(January)", fmt_runs([b["period_tx_s"] for b in back])),
             Row("  peak RSS / CPU time of the backfill process",
                 f"{fmt_mb(max(b['peak_rss_mb'] for b in back))} / {min(b['cpu_s'] for b in back):.1f} s CPU "
                 f"(whole process, start-up included)"),

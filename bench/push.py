@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stripemeter_assets import settings  # noqa: E402
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period  # noqa: E402
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods  # noqa: E402
 from stripemeter_assets.ledger import ingest_batch, list_ready_files  # noqa: E402
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus  # noqa: E402
 from stripemeter_assets.push.pacing import Pacer, RetryPolicy  # noqa: E402
@@ -109,7 +109,7 @@ def calls_per_counter(tmp: Path) -> list[tuple[str, str]]:
         with connect(warehouse) as conn:
             ingest_batch(conn, list_ready_files(str(landing), settle=0), batch_id="b1", config=CONFIG, now=now)
             recompute_days(conn, MARCH, APRIL, now)
-            recompute_period(conn, CONFIG, MARCH, APRIL, now, "bench")
+            recompute_periods(conn, CONFIG, MARCH, APRIL, now, "bench")
         meta, _ = _push(warehouse, pacing=False, workers=4, run_id="r1")
         total_counters = sum(per_counter.values())
         rows.append(("events ingested", f"{n:,}"))

@@ -28,13 +28,14 @@ from common import Row, log
 BENCH = Path(__file__).resolve().parent
 RESULTS = common.BENCH_DATA / "results"
 HELPERS = {"common.py", "run_all.py"}
-ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py", "reconcile.py"]
+ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py", "reconcile.py", "periods.py"]
 
 # Arguments per script: (full, quick). Scripts with --json report rows as JSON.
 OURS = {
     "ingest.py": ([], ["--events", "500000", "--format-events", "100000", "--scale-events", "1000000"]),
     "counters.py": ([], ["--events", "1000000", "--late", "10000"]),
     "baseline_pandas.py": ([], ["--events", "200000"]),
+    "periods.py": ([], ["--events", "1000000", "--customers", "2000"]),
 }
 OTHERS = {
     "pricing.py": ([], ["20000"]),

@@ -11,13 +11,16 @@ daily_usage_job = dg.define_asset_job("daily_usage_job", selection=["daily_usage
 # The projection follows its period counters in the same run.
 period_usage_job = dg.define_asset_job("period_usage_job", selection=["period_usage", "cost_projection"],
                                       partitions_def=period_partitions)
+# Billing periods are read from Stripe before the period counters use them.
+billing_periods_job = dg.define_asset_job("billing_periods_job", selection=["billing_periods"])
 
-# Ingest (`usage_events`, unpartitioned) and `daily_usage` (daily partitions)
-# cannot share a job with monthly partitions; the sensors (and `catch-up`)
-# keep them current, so the pre-invoice run counts whatever they have counted.
+# Ingest and `daily_usage` are kept current by the sensors (and `catch-up`),
+# so the pre-invoice run counts whatever they have counted. A day partition
+# stands for every customer's period overlapping it.
 pre_invoice_job = dg.define_asset_job(
     "pre_invoice_job",
-    selection=dg.AssetSelection.assets("period_usage", "stripe_push", "reconciliation_report"),
+    selection=dg.AssetSelection.assets("period_usage", "stripe_push", "reconciliation_report",
+                                       "invoice_reconciliation"),
     partitions_def=period_partitions,
     description="Pre-invoice: recount the period, push deltas to Stripe, reconcile (blocking drift check).",
 )

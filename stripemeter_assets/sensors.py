@@ -78,7 +78,7 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     1. each `usage_events` batch names the days it changed (new events and
        late ones inside the window) -> one `daily_usage` run per range;
     2. each `daily_usage` materialization -> a `period_usage` run for the
-       billing periods of those days.
+       same days (each recomputes every billing period overlapping them).
     Run keys carry the event's storage id, so a second late batch for the
     same day triggers a second run."""
     cursor = json.loads(context.cursor) if context.cursor else {"usage_events": 0, "daily_usage": 0}
@@ -106,14 +106,14 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     dailies = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_usage"), after_storage_id=cursor["daily_usage"]),
         limit=10000, ascending=True).records
-    months = set()
+    changed = set()
     for record in dailies:
         if record.partition_key:
-            months.add(record.partition_key[:8] + "01")
+            changed.add(record.partition_key)
         cursor["daily_usage"] = max(cursor["daily_usage"], record.storage_id)
     runs += [
-        _partition_request(period_usage_job.name, f"period-{cursor['daily_usage']}-{month}", month, month, tags)
-        for month in sorted(months)
+        _partition_request(period_usage_job.name, f"period-{cursor['daily_usage']}-{first}-{last}", first, last, tags)
+        for first, last in _day_ranges(sorted(changed))
     ]
     if not runs:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new batches or counter changes"), cursor=json.dumps(cursor))

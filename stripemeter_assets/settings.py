@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from stripemeter_assets.push.mapping import StripeMapping
 
 AGGREGATIONS = ("sum", "count", "max", "last")
+# Stripe's invoice finalization grace period: 1 h by default, at most 72 h
+# (https://docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period).
+DEFAULT_GRACE_HOURS = 1.0
+MAX_GRACE_HOURS = 72.0
 DEFAULT_PRE_INVOICE_CRON = "0 6 * * *"
 DEFAULT_LANDING_SETTLE_SECONDS = 2.0
 DEFAULT_MEMORY_LIMIT = "2GB"
@@ -232,11 +236,16 @@ class Config:
     # acknowledged at least this long before the read (DESIGN §4).
     summary_settle_minutes: float = 60.0
     auto_correct: bool = True  # reconciliation re-sends confirmed under-reports
+    # `stripe.invoice_grace_hours`: one number for every account, or a mapping
+    # of account (`acct_…`, `platform`) to hours with an optional `default`.
+    invoice_grace_hours: float = DEFAULT_GRACE_HOURS
+    invoice_grace_by_account: dict[str, float] = field(default_factory=dict)
+    invoice_tolerance: Decimal = Decimal("0.01")
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     @property
     def summary_settle(self) -> timedelta:
         return timedelta(minutes=self.summary_settle_minutes)
-    api: ApiConfig = field(default_factory=ApiConfig)
 
     def metric(self, name: str) -> MetricSpec:
         # Unknown metrics still land and count, with the default aggregation.
@@ -245,6 +254,19 @@ class Config:
     def lateness(self, metric: str) -> timedelta:
         hours = self.metric(metric).lateness_hours
         return timedelta(hours=self.lateness_hours if hours is None else hours)
+
+    def invoice_grace(self, account: str | None) -> timedelta:
+        """The account's invoice finalization grace period G (`None` = the platform)."""
+        hours = self.invoice_grace_by_account.get(account or "platform", self.invoice_grace_hours)
+        return timedelta(hours=hours)
+
+    def lateness_beyond_grace(self) -> list[str]:
+        """Metrics whose lateness window L exceeds the smallest grace period G: valid
+        (late data still folds into local counters), reported once at start."""
+        grace = min([self.invoice_grace_hours, *self.invoice_grace_by_account.values()])
+        windows = {"(default)": self.lateness_hours, **{m.name: m.lateness_hours for m in self.metrics.values()
+                                                        if m.lateness_hours is not None}}
+        return [f"{name}: L {hours:g} h > G {grace:g} h" for name, hours in windows.items() if hours > grace]
 
 
 class ConfigError(ValueError):
@@ -305,6 +327,8 @@ def parse_config(data: dict[str, Any] | None) -> Config:
     settle = float((data.get("stripe") or {}).get("summary_settle_minutes", 60))
     if settle < 0:
         raise ConfigError("stripe.summary_settle_minutes: must be >= 0")
+    stripe = data.get("stripe") or {}
+    grace, by_account = _grace(stripe.get("invoice_grace_hours", DEFAULT_GRACE_HOURS))
     return Config(
         lateness_hours=float(data.get("lateness_hours", 48)),
         drift_epsilon=Decimal(str(data.get("drift_epsilon", "0.005"))),
@@ -318,7 +342,28 @@ def parse_config(data: dict[str, Any] | None) -> Config:
         summary_settle_minutes=settle,
         auto_correct=bool(data.get("auto_correct", True)),
         api=_parse_api(data.get("api") or {}),
+        invoice_grace_hours=grace,
+        invoice_grace_by_account=by_account,
+        invoice_tolerance=Decimal(str(data.get("invoice_tolerance", "0.01"))),
     )
+
+
+def _grace_hours(value: Any, where: str) -> float:
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a number of hours") from None
+    if not DEFAULT_GRACE_HOURS <= hours <= MAX_GRACE_HOURS:
+        raise ConfigError(f"{where}: {hours:g} is outside Stripe's 1..72 hours")
+    return hours
+
+
+def _grace(value: Any) -> tuple[float, dict[str, float]]:
+    if not isinstance(value, dict):
+        return _grace_hours(value, "stripe.invoice_grace_hours"), {}
+    default = _grace_hours(value.get("default", DEFAULT_GRACE_HOURS), "stripe.invoice_grace_hours.default")
+    return default, {str(k): _grace_hours(v, f"stripe.invoice_grace_hours.{k}") for k, v in value.items()
+                     if k != "default"}
 
 
 def load_config(path: str | None = None) -> Config:

@@ -133,7 +133,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--period", required=True, help="billing period, YYYY-MM (UTC calendar month)")
+    parser.add_argument("--period", required=True,
+                        help="YYYY-MM: the billing periods starting in this month (each customer's own)")
     parser.add_argument("--prices", required=True, help="candidate prices, YAML or JSON")
     parser.add_argument("--tenant", default=None, help="only this tenant")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -125,10 +125,17 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
     with `settle`, the pre-invoice job (push, reconcile) for every period
     refreshed and for the open period, and publishes the analyst snapshot."""
     report = CatchUpReport(released=release_dead_runs(instance))
-    now_period = settings.now().strftime("%Y-%m-01")
-    for _ in range(max_rounds):
+    now_period = settings.now().strftime("%Y-%m-%d")  # today's partition: every open period overlaps it
+    for round_no in range(max_rounds):
         requested = 0
         for name in SENSOR_ORDER:
+            if name == "watermark_sensor" and (round_no == 0 or requested):
+                # Counters are cut on the customers' billing periods: read them from Stripe
+                # first, for the tenants and customers the ledger now holds.
+                outcome = execute_request(defs, instance, dg.RunRequest(job_name="billing_periods_job"))
+                report.runs.append(outcome)
+                if not outcome.success:
+                    return report
             requests, cursor = tick_sensor(defs, instance, name)
             outcomes = []
             for request in requests:

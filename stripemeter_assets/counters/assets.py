@@ -5,11 +5,9 @@ import dagster as dg
 from stripemeter_assets import settings
 from stripemeter_assets.counters.recompute import (
     apply_late_events,
-    month_starts,
-    next_month,
     overflowing_counters,
     recompute_days,
-    recompute_period,
+    recompute_periods,
 )
 from stripemeter_assets.partitions import daily_partitions, period_partitions
 from stripemeter_assets.resources import WarehouseResource
@@ -59,14 +57,16 @@ def daily_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 
 
 @dg.asset(
-    deps=[dg.AssetDep("daily_usage", partition_mapping=dg.TimeWindowPartitionMapping())],
+    deps=[dg.AssetDep("daily_usage", partition_mapping=dg.TimeWindowPartitionMapping()), "billing_periods"],
     partitions_def=period_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     group_name="counters",
     kinds={"duckdb"},
-    description="Per (tenant, metric, customer, billing period): the metric's aggregation as `value`, "
-                "event_count and watermark. Changes to closed periods go to `period_adjustments`.",
+    description="Per (tenant, metric, customer, billing period from `billing_periods`, exact to the second): "
+                "the metric's aggregation as `value`, event_count and watermark. A day partition recomputes every "
+                "period overlapping that day. Changes to closed periods (past period_end + the invoice grace "
+                "period) go to `period_adjustments`.",
 )
 def period_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     window = context.partition_time_window
@@ -74,15 +74,16 @@ def period_usage(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     config = warehouse.config()
     adjustments = 0
     with warehouse.connect() as conn, transaction(conn):
-        for start in month_starts(window.start, window.end):
-            adjustments += recompute_period(conn, config, start, next_month(start), now, context.run_id)
+        adjustments += recompute_periods(conn, config, window.start, window.end, now, context.run_id)
         overflowing = overflowing_counters(conn)
-        counters, total_events = conn.execute(
-            "SELECT count(*), coalesce(sum(event_count), 0) FROM period_usage WHERE period_start >= ? AND period_start < ?",
-            [window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)]).fetchone()
+        counters, total_events, periods = conn.execute(
+            "SELECT count(*), coalesce(sum(event_count), 0), count(DISTINCT (period_start, period_end)) "
+            "FROM period_usage WHERE period_start < ? AND period_end > ?",
+            [window.end.replace(tzinfo=None), window.start.replace(tzinfo=None)]).fetchone()
     _fail_on_overflow(overflowing)
     return dg.MaterializeResult(metadata={
         "counters": counters,
+        "distinct_periods": periods,
         "events_counted": int(total_events),
         "closed_period_adjustments": adjustments,
     })

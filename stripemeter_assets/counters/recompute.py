@@ -7,8 +7,10 @@ from decimal import Decimal
 
 import duckdb
 
-from stripemeter_assets.ledger.catalog import default_lateness_us, load_metric_catalog
-from stripemeter_assets.settings import midnight, month_starts, naive, next_month
+from stripemeter_assets.ledger.catalog import load_metric_catalog
+from stripemeter_assets.periods.build import ensure_calendar_periods
+from stripemeter_assets.periods.close import load_period_grace
+from stripemeter_assets.settings import midnight, naive
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import create_temp_table, load_sql, params_named, query, run_script, transaction
 
@@ -30,20 +32,32 @@ def recompute_days(conn: duckdb.DuckDBPyConnection, start: datetime, end: dateti
                         [naive(start), naive(end)]).fetchone()[0]
 
 
-def recompute_period(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
-                     now: datetime, run_id: str, tenant: str | None = None) -> int:
-    """Rewrites period_usage for the period [start, end) from daily_usage,
-    recording changes to a closed period; call inside a transaction.
-    Returns how many adjustments were recorded."""
+def load_target_periods(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
+                        now: datetime, tenant: str | None = None) -> None:
+    """TEMP `target_periods`: every billing period overlapping [start, end), with when it
+    closes; counters without a Stripe period first get their calendar months."""
+    ensure_calendar_periods(conn, start, end, now)
+    pairs = conn.execute("SELECT DISTINCT tenant_id, metric FROM billing_periods WHERE period_start < ? "
+                         "AND period_end > ? AND (?::VARCHAR IS NULL OR tenant_id = ?)",
+                         [naive(end), naive(start), tenant, tenant]).fetchall()
+    load_period_grace(conn, config, pairs)
+    create_temp_table(conn, "target_periods", "counters/target_periods.sql", start=naive(start), end=naive(end),
+                      tenant=tenant, default_grace_us=int(config.invoice_grace(None) / timedelta(microseconds=1)))
+
+
+def recompute_periods(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime,
+                      now: datetime, run_id: str, tenant: str | None = None) -> int:
+    """Rewrites period_usage for every billing period overlapping [start, end) (each
+    customer's own periods) from daily_usage and the edge days' events, recording changes
+    to closed periods; call inside a transaction. Returns how many adjustments were recorded."""
     load_metric_catalog(conn, config)
+    load_target_periods(conn, config, start, end, now, tenant)
     run_script(conn, "counters/macros.sql")
     before = conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0]
-    run_script(conn, "counters/period_overflows.sql", start=naive(start), end=naive(end), tenant=tenant)
-    create_temp_table(conn, "new_period", "counters/period_values.sql",
-                      start=naive(start), end=naive(end), tenant=tenant)
-    run_script(conn, "counters/period_usage.sql", start=naive(start), now=naive(now),
-               default_lateness_us=default_lateness_us(config), policy=config.close_policy, run_id=run_id,
-               tenant=tenant)
+    run_script(conn, "counters/period_overflows.sql")
+    create_temp_table(conn, "new_period", "counters/period_values.sql")
+    run_script(conn, "counters/period_usage.sql", start=naive(start), end=naive(end), now=naive(now),
+               policy=config.close_policy, run_id=run_id)
     return conn.execute("SELECT count(*) FROM period_adjustments").fetchone()[0] - before
 
 
@@ -87,18 +101,19 @@ class ReplayResult:
 def replay(conn: duckdb.DuckDBPyConnection, config: Config, start: datetime, end: datetime, *,
            now: datetime, run_id: str, tenant: str | None = None, dry_run: bool = False) -> ReplayResult:
     """Applies pending late events with ts in [start, end) (optionally of one
-    tenant), recomputes the days of the range and the periods they touch,
-    and diffs every period counter. A dry run rolls everything back."""
+    tenant), recomputes the days of the range and every billing period they
+    touch, and diffs every period counter. A dry run rolls everything back."""
     start, end = naive(start), naive(end)
     day_start = midnight(start)
     day_end = end if end == midnight(end) else midnight(end) + timedelta(days=1)
-    periods = month_starts(day_start, day_end)
     with transaction(conn, commit=not dry_run):
-        create_temp_table(conn, "replay_before", "counters/replay_counters.sql", periods=periods, tenant=tenant)
+        create_temp_table(conn, "replay_before", "counters/replay_counters.sql", start=day_start, end=day_end,
+                          tenant=tenant)
         late_applied = apply_late_events(conn, start, end, now, tenant)
         recompute_days(conn, day_start, day_end, now, tenant)
-        adjustments = sum(recompute_period(conn, config, p, next_month(p), now, run_id, tenant) for p in periods)
-        rows = query(conn, "counters/replay_diff.sql", periods=periods, tenant=tenant)
+        adjustments = recompute_periods(conn, config, day_start, day_end, now, run_id, tenant)
+        rows = query(conn, "counters/replay_diff.sql", start=day_start, end=day_end, tenant=tenant)
+        periods = sorted(r["period_start"] for r in query(conn, "counters/target_period_starts.sql"))
         days = [d.strftime("%Y-%m-%d") for d in _days(day_start, day_end)]
     return ReplayResult(diffs=[CounterDiff(**r) for r in rows], late_applied=late_applied, adjustments=adjustments,
                         days=days, periods=periods, applied=not dry_run)

@@ -20,7 +20,7 @@ class ReplayConfig(dg.Config):
 def diff_table(result: ReplayResult) -> str:
     lines = ["| tenant | metric | customer | period | old | new | delta |", "|---|---|---|---|---|---|---|"]
     for d in result.diffs:
-        lines.append(f"| {d.tenant_id} | {d.metric} | {d.customer_ref} | {d.period_start:%Y-%m} | "
+        lines.append(f"| {d.tenant_id} | {d.metric} | {d.customer_ref} | {d.period_start:%Y-%m-%d %H:%M:%S} | "
                      f"{d.old if d.old is not None else '-'} | {d.new if d.new is not None else '-'} | {d.delta} |")
     return "\n".join(lines)
 
@@ -36,8 +36,8 @@ def replay_counters(context: dg.OpExecutionContext, config: ReplayConfig,
         for day in result.days:
             context.log_event(dg.AssetMaterialization("daily_usage", partition=day,
                                                       metadata={"source": "replay_job"}))
-        for period in result.periods:
-            context.log_event(dg.AssetMaterialization("period_usage", partition=f"{period:%Y-%m-%d}",
+            # Period partitions are days too: each stands for the periods overlapping it.
+            context.log_event(dg.AssetMaterialization("period_usage", partition=day,
                                                       metadata={"source": "replay_job"}))
     context.add_output_metadata({
         "dry_run": config.dry_run,

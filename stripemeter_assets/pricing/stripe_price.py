@@ -27,6 +27,11 @@ from .money import EXACT, minor_unit_exponent
 _STRIPE_EXPONENT = {"ISK": 2, "MGA": 0}
 
 
+def stripe_minor_exponent(currency: str) -> int:
+    """Decimal places of Stripe's integer amounts in `currency` (upper-case ISO 4217)."""
+    return _STRIPE_EXPONENT.get(currency, minor_unit_exponent(currency))
+
+
 def is_stripe_price(raw: Mapping[str, Any]) -> bool:
     """True when a priceConfig is in Stripe's Price shape rather than the native one."""
     return "billing_scheme" in raw
@@ -134,5 +139,4 @@ def _amount(obj: Mapping[str, Any], key: str, path: str, currency: str) -> Decim
     amount = precise if precise is not None else whole
     if amount is None:
         return None
-    exponent = _STRIPE_EXPONENT.get(currency, minor_unit_exponent(currency))
-    return amount.scaleb(-exponent, context=EXACT)
+    return amount.scaleb(-stripe_minor_exponent(currency), context=EXACT)

@@ -4,8 +4,8 @@ import dagster as dg
 import pyarrow as pa
 
 from stripemeter_assets import settings
-from stripemeter_assets.settings import month_starts, next_month
 from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.periods.lookup import period_starts, subscription_prices
 from stripemeter_assets.pricing import ScenarioError, format_money
 from stripemeter_assets.projection.costs import config_price_book, project_rows
 from stripemeter_assets.resources import WarehouseResource
@@ -43,8 +43,9 @@ _ROWS_SCHEMA = pa.schema([
     kinds={"duckdb"},
     description="Per (tenant, customer, metric, billing period): usage to date, elapsed fraction of the period, "
                 "projected usage (sum/count: to_date / elapsed_fraction; max/last: the current value; an estimate, "
-                "NULL before 10 % of the period) and the cost of both through the pricing library with the "
-                "config's `prices:` (`prices_by_tenant:` overrides). Unpriced metrics are flagged `priced = false`.",
+                "NULL before 10 % of the period) and the cost of both through the pricing library, on the "
+                "customer's own billing period and its subscription item's Stripe price (else the config's "
+                "`prices:`, `prices_by_tenant:` overrides). Unpriced metrics are flagged `priced = false`.",
 )
 def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     window = context.partition_time_window
@@ -56,19 +57,25 @@ def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
     elapsed = {}
     with warehouse.connect() as conn:
+        periods = period_starts(conn, window.start, window.end)
         with transaction(conn):
-            for period in month_starts(window.start, window.end):
-                usage = query(conn, "projection/usage.sql", start=period.replace(tzinfo=None), tenant=None)
-                rows = project_rows(usage, prices, period_start=period, period_end=next_month(period), now=now)
+            for period in periods:
+                usage = query(conn, "projection/usage.sql", start=period, tenant=None)
+                item_prices = subscription_prices(conn, warehouse.config(), period)
+                rows = []
+                # Each customer's own period: its end (so its elapsed fraction) is its own.
+                for end in sorted({u["period_end"] for u in usage}):
+                    rows += project_rows([u for u in usage if u["period_end"] == end], prices,
+                                         period_start=period, period_end=end, now=now, item_prices=item_prices)
                 temp_table_from_rows(conn, "new_projection", rows, _ROWS_SCHEMA)
                 run_script(conn, "projection/cost_projection.sql", start=period.replace(tzinfo=None))
                 if rows:
-                    elapsed[f"{period:%Y-%m}"] = str(rows[0]["elapsed_fraction"])
+                    elapsed[f"{period:%Y-%m-%d %H:%M:%S}"] = str(rows[0]["elapsed_fraction"])
         [summary] = query(conn, "projection/customers.sql", start=start, end=end)
         totals = query(conn, "projection/totals.sql", start=start, end=end)
         top = query(conn, "projection/top.sql", start=start, end=end, limit=TOP_CUSTOMERS)
     return dg.MaterializeResult(metadata={
-        "periods": ", ".join(f"{p:%Y-%m}" for p in month_starts(window.start, window.end)),
+        "period_starts": len(periods),
         "elapsed_fraction": dg.MetadataValue.json(elapsed),
         "customers": summary["customers"],
         "counters": summary["counters"],

@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from typing import Any
 
-from stripemeter_assets.settings import naive, utc
+from stripemeter_assets.settings import month_start, naive, next_month, utc
 from stripemeter_assets.settings import Config
 from stripemeter_assets.pricing import PriceConfig, ScenarioError, backtest, parse_price_config, price_line
 
@@ -137,13 +137,16 @@ def project_rows(
     period_start: datetime,
     period_end: datetime,
     now: datetime,
+    item_prices: Mapping[tuple[str, str, str], tuple[PriceConfig, int]] | None = None,
 ) -> list[dict[str, Any]]:
     """One `cost_projection` row per `period_usage` row of the period.
 
     `usage_rows` carry `tenant_id`, `customer_ref`, `metric`, `aggregation` and `value`. Costs
-    are `price_line` of usage to date and of projected usage under the tenant's price for the
-    metric; an unpriced metric (or negative usage) keeps its usage and gets NULL costs, `priced`
-    false for the former, and a `note` saying why.
+    are `price_line` of usage to date and of projected usage under the customer's price: the
+    Stripe price of its subscription item when `item_prices` has one for (tenant, customer,
+    metric), applied as Stripe does to the meter's units (floor(unit_scale × usage)), else the
+    tenant's price for the metric from the config; an unpriced metric (or negative usage) keeps
+    its usage and gets NULL costs, `priced` false for the former, and a `note` saying why.
     """
     fraction = elapsed_fraction(now, period_start, period_end)
     shown = round_fraction(fraction, FRACTION_PLACES)
@@ -151,7 +154,13 @@ def project_rows(
     for usage in usage_rows:
         to_date = Decimal(usage["value"])
         projected = project_usage(usage["aggregation"], to_date, fraction)
-        config = prices.price(usage["tenant_id"], usage["metric"])
+        item = (item_prices or {}).get((usage["tenant_id"], usage["customer_ref"], usage["metric"]))
+        config = item[0] if item else prices.price(usage["tenant_id"], usage["metric"])
+
+        def units(quantity: Decimal, scale: int | None = item[1] if item else None) -> Decimal:
+            # A Stripe price bills the meter's whole units.
+            return quantity if scale is None else (quantity * scale).to_integral_value(rounding=ROUND_FLOOR)
+
         notes = []
         if projected is None:
             notes.append(NOTE_TOO_EARLY)
@@ -164,8 +173,8 @@ def project_rows(
         elif to_date < 0 or (projected is not None and projected < 0):
             notes.append(NOTE_NEGATIVE)
         else:
-            cost_to_date = price_line(config, to_date)
-            projected_cost = price_line(config, projected) if projected is not None else None
+            cost_to_date = price_line(config, units(to_date))
+            projected_cost = price_line(config, units(projected)) if projected is not None else None
         rows.append({
             "tenant_id": usage["tenant_id"],
             "customer_ref": usage["customer_ref"],
@@ -197,8 +206,9 @@ def backtest_period(
     *,
     tenant: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-customer invoice totals of one period's `period_usage` under current and candidate
-    prices, through the pricing library's `backtest`.
+    """Per-customer invoice totals of the billing periods starting in the calendar month of
+    `period_start` (each customer's own period) under current and candidate prices, through
+    the pricing library's `backtest`.
 
     Prices are a PriceBook or a plain {metric: priceConfig} map (applied to every tenant).
     Returns dicts with `tenant_id`, `customer_ref`, `currency`, `old_total`, `new_total` and
@@ -210,7 +220,8 @@ def backtest_period(
 
     old_book = _as_book(current_prices)
     new_book = _as_book(candidate_prices)
-    usage = query(conn, "projection/usage.sql", start=naive(period_start), tenant=tenant)
+    month = month_start(period_start)
+    usage = query(conn, "projection/backtest_usage.sql", start=month, end=next_month(month), tenant=tenant)
     by_tenant: dict[str, list[dict[str, Any]]] = {}
     for row in usage:
         by_tenant.setdefault(row["tenant_id"], []).append(row)

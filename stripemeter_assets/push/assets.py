@@ -3,8 +3,8 @@
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.settings import month_starts
 from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.periods.lookup import period_starts
 from stripemeter_assets.push.client import scrub
 from stripemeter_assets.push.run import run_push
 from stripemeter_assets.resources import StripeResource, WarehouseResource
@@ -28,10 +28,10 @@ class PushFailed(RuntimeError):
 def stripe_push(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                 stripe: StripeResource) -> dg.MaterializeResult:
     window = context.partition_time_window
-    periods = month_starts(window.start, window.end)
     gateways = stripe.gateways()
     try:
         with warehouse.connect() as conn:
+            periods = period_starts(conn, window.start, window.end)
             report = run_push(conn, config=warehouse.config(), periods=periods, now=settings.now(),
                               run_id=context.run_id, gateways=gateways, keys=stripe.key_status(),
                               options=stripe.push_options(), log=context.log)
@@ -39,7 +39,7 @@ def stripe_push(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         # Whatever went wrong, its message is scrubbed of key material (the
         # traceback keeps only code locations, never values).
         raise PushFailed(scrub(f"{type(exc).__name__}: {exc}")).with_traceback(exc.__traceback__) from None
-    metadata = {"periods": ", ".join(f"{p:%Y-%m}" for p in periods), **report.metadata()}
+    metadata = {"period_starts": len(periods), **report.metadata()}
     if report.incomplete:
         # Everything is recorded: pending intents go again, same identifiers, next run.
         raise dg.Failure(description=scrub(f"stripe_push incomplete: {report.summary()}"), metadata=metadata)

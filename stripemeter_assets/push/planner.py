@@ -8,10 +8,10 @@ in flight, open carry-forwards); no I/O. The rules (DESIGN §3, §4):
   of increments: rounding never accumulates.
 - max/last counters push the scaled value when it differs from the latest
   pushed or in-flight value, with a timestamp later than any earlier push.
-- A closed period (now ≥ period_end + the metric's lateness window) is held
-  at its total at close (current value minus the changes recorded in
-  `period_adjustments`); those changes travel as `carry_forward` intents
-  into the period containing now.
+- A closed period (now ≥ period_end + the account's invoice grace period,
+  `periods.close`) is held at its total at close (current value minus the
+  changes recorded in `period_adjustments`); those changes travel as
+  `carry_forward` intents into the customer's period containing now.
 - Event timestamps lie inside their period, ≥ 5 min before now and within
   Stripe's 35 days (less a margin for retries); an older period is
   `skipped_too_old`.
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from stripemeter_assets.settings import next_month
+from stripemeter_assets.periods.close import Grace
+from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, Target, meter_formula
 from stripemeter_assets.settings import Config
@@ -171,10 +172,6 @@ def naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
-def month_start(ts: datetime) -> datetime:
-    return naive(ts).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def mode_for(target: Target, keys: KeyStatus) -> str:
     return "test" if target.shadow else (keys.primary_mode or "live")
 
@@ -189,8 +186,10 @@ def status_for(target: Target, keys: KeyStatus, dry_run: bool) -> str:
 
 class _Planner:
     def __init__(self, config: Config, mapping: StripeMapping, keys: KeyStatus, now: datetime, dry_run: bool,
-                 states: dict[CounterKey, PushState], in_flight: dict[CounterKey, InFlight]):
+                 states: dict[CounterKey, PushState], in_flight: dict[CounterKey, InFlight], periods: PeriodIndex):
         self.config = config
+        self.periods = periods
+        self.grace = Grace(config)
         self.mapping = mapping
         self.keys = keys
         self.now = naive(now)
@@ -226,16 +225,20 @@ class _Planner:
 
     def _timestamp(self, period_start: datetime, period_end: datetime, after: int | None) -> tuple[int | None, bool]:
         """(event ts, too_old): the latest allowed second of the period, moved
-        past `after`; None when no allowed second exists yet."""
+        past `after`; None when no allowed second exists yet. Only the period's
+        whole minutes are used: meter event summaries are minute-aligned, so a
+        period edge at 13:42:11 shares its minute with the neighbouring period."""
         latest_ok = self.now_s - SETTLE_SECONDS
-        ts = min(epoch(period_end) - 1, latest_ok)
-        if ts < epoch(period_start):
+        first = -(-epoch(period_start) // 60) * 60
+        end = epoch(period_end) // 60 * 60
+        ts = min(end - 1, latest_ok)
+        if ts < first:
             return None, False
         if ts < self.now_s - MAX_AGE_SECONDS + AGE_MARGIN_SECONDS:
             return ts, True
         if after is not None and ts <= after:
             ts = after + 1
-            if ts > latest_ok or ts >= epoch(period_end):
+            if ts > latest_ok or ts >= end:
                 return None, False
         return ts, False
 
@@ -247,7 +250,7 @@ class _Planner:
         key = CounterKey(target.account, mode_for(target, self.keys), row.tenant_id, row.customer_ref, row.metric,
                          naive(row.period_start))
         scale = self.config.metric(row.metric).unit_scale
-        closed = self.now >= naive(row.period_end) + self.config.lateness(row.metric)
+        closed = self.grace.is_closed(row.tenant_id, row.metric, naive(row.period_end), self.now)
         # A closed period keeps its total at close; later changes are carried forward.
         value = Decimal(row.value) - (Decimal(row.since_close) if closed else 0)
         state = self.states.get(key)
@@ -280,9 +283,9 @@ class _Planner:
         groups: dict[tuple, list[OpenAdjustment]] = defaultdict(list)
         for adj in adjustments:
             groups[(adj.tenant_id, adj.metric, adj.customer_ref, naive(adj.origin_period))].append(adj)
-        current = month_start(self.now)
-        current_end = next_month(current)
         for (tenant, metric, customer_ref, origin), group in sorted(groups.items()):
+            # Into the customer's own open period (its subscription's, else the calendar month).
+            current, current_end = self.periods.containing((tenant, metric, customer_ref), self.now)
             if any(a.aggregation not in SUM_AGGREGATIONS for a in group):
                 self.plan.carry_not_summable += len(group)
                 continue
@@ -312,10 +315,12 @@ class _Planner:
 
 def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_flight: dict[CounterKey, InFlight],
          adjustments: list[OpenAdjustment], config: Config, mapping: StripeMapping, keys: KeyStatus,
-         now: datetime, dry_run: bool = False, periods: list[datetime] | None = None) -> Plan:
+         now: datetime, dry_run: bool = False, periods: list[datetime] | None = None,
+         period_index: PeriodIndex | None = None) -> Plan:
     """The intents for `counters` (plus counters that vanished since their
     last push, found through `states`) and for the open carry-forwards."""
-    planner = _Planner(config, mapping, keys, now, dry_run, states, in_flight)
+    index = period_index or PeriodIndex()
+    planner = _Planner(config, mapping, keys, now, dry_run, states, in_flight, index)
     seen: set[CounterKey] = set()
     for row in counters:
         target = mapping.target(row.tenant_id, row.metric, row.customer_ref)
@@ -331,13 +336,10 @@ def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_
         target = mapping.target(key.tenant_id, key.metric, key.customer_ref)
         if target is None or (target.account, mode_for(target, keys)) != (key.account, key.mode):
             continue  # a push record of an earlier mapping: not this counter's target any more
-        planner.counter(CounterRow(key.tenant_id, key.metric, key.customer_ref, key.period_start,
-                                   next_month(key.period_start), config.metric(key.metric).aggregation, Decimal(0)))
+        end = index.end_of((key.tenant_id, key.metric, key.customer_ref), key.period_start)
+        planner.counter(CounterRow(key.tenant_id, key.metric, key.customer_ref, key.period_start, end,
+                                   config.metric(key.metric).aggregation, Decimal(0)))
     planner.carry_forwards(adjustments)
     return planner.plan
 
-
-def period_window(period_start: datetime) -> tuple[datetime, datetime]:
-    start = naive(period_start)
-    return start, next_month(start)
 

@@ -24,12 +24,13 @@ from typing import Any
 
 import duckdb
 
+from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push import meter_errors, outbox, planner
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, PushCallError, scrub
 from stripemeter_assets.push.mapping import StripeMapping
 from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Pacer, RetryPolicy
-from stripemeter_assets.push.planner import Intent, epoch, month_start, naive
+from stripemeter_assets.push.planner import Intent, epoch, naive
 from stripemeter_assets.push.sender import Sender
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import transaction
@@ -262,7 +263,7 @@ class _Run:
         meter_id = self._meter_ids[meter_key]
         if meter_id is None:
             raise PushCallError("fatal", f"no active meter for event_name {first.event_name!r}")
-        start, end = planner.period_window(first.period_start)
+        start, end = naive(first.period_start), naive(first.period_end)
         acked_sum, last_acked = outbox.acked_in_window(self.conn, mode=first.mode, account=first.account,
                                                        stripe_customer=first.stripe_customer,
                                                        event_name=first.event_name, start_ts=epoch(start),
@@ -282,15 +283,15 @@ class _Run:
     # -- steps 2 and 3 --------------------------------------------------------
     def plan_and_send(self, config: Config, mapping: StripeMapping, keys: KeyStatus, periods: list[datetime],
                       run_id: str) -> None:
-        current = month_start(self.now)
+        index = PeriodIndex.load(self.conn)
         with transaction(self.conn):
             plan = planner.plan(
                 counters=outbox.load_counters(self.conn, periods),
-                states=outbox.load_states(self.conn, sorted({*map(naive, periods), current})),
+                states=outbox.load_states(self.conn, sorted({*map(naive, periods), *index.open_starts(self.now)})),
                 in_flight=outbox.load_in_flight(self.conn),
                 adjustments=outbox.load_open_adjustments(self.conn),
                 config=config, mapping=mapping, keys=keys, now=self.now, dry_run=self.options.dry_run,
-                periods=periods)
+                periods=periods, period_index=index)
             outbox.write_plan(self.conn, plan, periods=periods, now=self.now, run_id=run_id)
         r = self.report
         r.planned = plan.count("planned")

@@ -8,7 +8,7 @@ import dagster as dg
 
 from stripemeter_assets import settings
 from stripemeter_assets.partitions import period_partitions
-from stripemeter_assets.settings import month_starts
+from stripemeter_assets.periods.lookup import period_starts
 from stripemeter_assets.push.client import scrub
 from stripemeter_assets.push.pacing import Pacer
 from stripemeter_assets.reconcile import report
@@ -60,7 +60,7 @@ def reconciliation_report(context: dg.AssetExecutionContext, config: ReconcileCo
     out_dir = settings.reports_dir()
     markdown, files, counts_total, corrections, pushed = [], [], {}, 0, 0
     with warehouse.connect() as conn:
-        for period in month_starts(window.start, window.end):
+        for period in period_starts(conn, window.start, window.end):
             result = reconcile_period(conn, config=yaml_config, period=period, now=now, run_id=context.run_id,
                                       keys=keys, totals=totals, gateways=gateways, push_options=push_options,
                                       options=options, log=context.log)

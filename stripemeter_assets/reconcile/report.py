@@ -23,7 +23,10 @@ MAX_MD_ROWS = 20
 
 
 def period_label(period_start: datetime) -> str:
-    return f"{period_start:%Y-%m}"
+    """`2025-03` for a calendar month; the start to the second for a subscription's period."""
+    if period_start == period_start.replace(day=1, hour=0, minute=0, second=0, microsecond=0):
+        return f"{period_start:%Y-%m}"
+    return f"{period_start:%Y-%m-%dT%H%M%S}"
 
 
 def _cell(value: object) -> str:

@@ -27,7 +27,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from stripemeter_assets.settings import next_month
+from stripemeter_assets.periods.close import Grace
+from stripemeter_assets.periods.lookup import PeriodIndex, calendar_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, meter_formula
@@ -92,11 +93,15 @@ class _Reconciler:
         self.totals = totals
         self.now = naive(now)
         self.options = options
+        self.grace = Grace(config)
+        self.periods = PeriodIndex.load(conn)
 
     # -- loading --------------------------------------------------------------
     def rows(self, period: datetime) -> tuple[list[Row], dict[CounterKey, PushState]]:
         period = naive(period)
-        end = next_month(period)
+        # Periods starting at `period` end per customer; late events are counted up to the latest end.
+        end = max([e for spans in self.periods.periods.values() for s, e in spans if s == period],
+                  default=calendar_month(period)[1])
         counters = outbox.load_counters(self.conn, [period])
         states = outbox.load_states(self.conn, [period])
         pushes = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r
@@ -115,14 +120,15 @@ class _Reconciler:
             if (key.tenant_id, key.metric, key.customer_ref) in seen:
                 continue
             seen.add((key.tenant_id, key.metric, key.customer_ref))
-            rows.append(self.row(CounterRow(key.tenant_id, key.metric, key.customer_ref, period, end,
+            own_end = self.periods.end_of((key.tenant_id, key.metric, key.customer_ref), period)
+            rows.append(self.row(CounterRow(key.tenant_id, key.metric, key.customer_ref, period, own_end,
                                             self.config.metric(key.metric).aggregation, Decimal(0)),
                                  states, pushes, late))
         return rows, states
 
     def row(self, c: CounterRow, states: dict[CounterKey, PushState], pushes: dict, late: dict) -> Row:
         scale = self.config.metric(c.metric).unit_scale
-        closed = self.now >= naive(c.period_end) + self.config.lateness(c.metric)
+        closed = self.grace.is_closed(c.tenant_id, c.metric, naive(c.period_end), self.now)
         # A closed period keeps its total at close in Stripe; later changes are carried forward.
         value = Decimal(c.value) - (Decimal(c.since_close) if closed else 0)
         row = Row(tenant_id=c.tenant_id, customer_ref=c.customer_ref, metric=c.metric,

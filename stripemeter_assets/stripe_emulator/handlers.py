@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from . import errors, forms, hooks
+from . import billing, errors, forms, hooks
 from .errors import StripeError
 from .state import EmulatorState, IdempotencyRecord, new_id
 
@@ -71,6 +71,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Endpoint]] = [
         lambda s, lm, ac, p, m: s.cancel_by_adjustment(lm, ac, p),
     ),
 ]
+_ROUTES += [(method, re.compile(pattern), endpoint) for method, pattern, endpoint in billing.routes()]
 
 
 def dispatch(state: EmulatorState, method: str, path: str, livemode: bool, account: str | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +82,8 @@ def dispatch(state: EmulatorState, method: str, path: str, livemode: bool, accou
             return endpoint(state, livemode, account, params, groups)
     raise errors.invalid(
         f"Unrecognized request URL ({method}: {path}). This Stripe emulator implements customers, "
-        "billing meters, meter events, meter event adjustments, meter event summaries and v2 events.",
+        "billing meters, meter events, meter event adjustments, meter event summaries, v2 events, products, "
+        "prices, subscriptions, subscription items and invoices.",
         status=404,
     )
 

@@ -24,6 +24,7 @@ the platform account).
                                               "identifier"?, "payload"?, scope}  (no validation)
     POST   /_emulator/meter_events/delete    {"identifier", scope}
     POST   /_emulator/meter_events/cancel    {"identifier", scope}
+    POST   /_emulator/invoice_settings       {"grace_hours": 1..72, scope}
     GET    /_emulator/rate_limit
     POST   /_emulator/rate_limit             {"stripe_limits"?: bool (default true), "live"?: rps, "test"?: rps,
                                               "meter_event_concurrency"?: bool}
@@ -200,6 +201,9 @@ def _route(emu: EmulatorServer, method: str, route: str, args: dict[str, Any]) -
         if not found:
             raise HookError(404, "no such meter event identifier")
         return {"cancelled": True}
+    if route == "/invoice_settings" and method == "POST":
+        livemode, account = _scope(args)
+        return emu.set_invoice_grace(int(_require(args, "grace_hours")), livemode=livemode, account=account)
     if route == "/rate_limit":
         if method == "POST":
             return emu.set_rate_limit(

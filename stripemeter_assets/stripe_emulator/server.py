@@ -19,6 +19,7 @@ from typing import Any
 from stripemeter_assets import settings
 
 from . import hooks
+from .billing import Billing
 from .faults import FaultPlan, RateLimiter
 from .handlers import RequestHandler
 from .idempotency import KeysInFlight
@@ -52,6 +53,7 @@ class EmulatorServer:
         self.host = host
         self.requested_port = int(port)
         self.state = EmulatorState(now=hooks.parse_time(now))
+        self.state.billing = Billing(self.state)  # type: ignore[attr-defined]
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
         self.keys_in_flight = KeysInFlight()
@@ -107,6 +109,7 @@ class EmulatorServer:
         """Forget everything: objects, events, idempotency keys, request log, faults, rate
         limits; the clock returns to the value given at construction (or real time)."""
         self.state.reset()
+        self.state.billing.reset()  # type: ignore[attr-defined]
         self.faults.clear()
         self.limiter.configure()
         self.keys_in_flight.clear()
@@ -175,6 +178,11 @@ class EmulatorServer:
         type of the meter error reports (defaults 60 s, 60 s, 3)."""
         return self.state.meter_errors.configure(window_seconds=window_seconds, delay_seconds=delay_seconds,
                                                  sample_limit=sample_limit)
+
+    def set_invoice_grace(self, hours: int, *, livemode: bool = False, account: str | None = None) -> dict[str, Any]:
+        """The account's invoice finalization grace period (1-72 h; Stripe sets it in the
+        Dashboard only). Invoices already drafted keep theirs."""
+        return self.state.billing.set_grace_hours(hours, livemode=livemode, account=account)  # type: ignore[attr-defined]
 
     def requests(self) -> list[dict[str, Any]]:
         """Every API request received, oldest first: id, time, method, path, params,

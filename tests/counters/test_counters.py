@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period, replay
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods, replay
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.cli.runner import catch_up
 from stripemeter_assets.settings import load_config
@@ -155,14 +155,14 @@ def test_recomputing_from_scratch_equals_the_incremental_path(tmp_path_factory, 
                 for day in (d["day"] for d in result.days):
                     start = datetime.fromisoformat(day)
                     recompute_days(conn, start, start + timedelta(days=1), now)
-                recompute_period(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now, "inc")
+                recompute_periods(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now, "inc")
         with connect(str(env.warehouse)) as conn:
             replay(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now=now, run_id="replay")
         incremental = env.sql("SELECT * EXCLUDE (computed_at) FROM period_usage ORDER BY ALL")
         with connect(str(env.warehouse)) as conn, transaction(conn):
             conn.execute("DELETE FROM daily_usage; DELETE FROM period_usage")
             recompute_days(conn, datetime(2025, 3, 1), datetime(2025, 4, 1), now)
-            recompute_period(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now, "scratch")
+            recompute_periods(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now, "scratch")
         assert env.sql("SELECT * EXCLUDE (computed_at) FROM period_usage ORDER BY ALL") == incremental
         expected = env.sql("SELECT metric, customer_ref, sum(quantity) FROM events "
                            "WHERE metric IN ('api_calls', 'credits') GROUP BY ALL ORDER BY ALL")

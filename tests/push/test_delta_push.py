@@ -7,7 +7,7 @@ import dagster as dg
 
 from stripemeter_assets import settings
 from stripemeter_assets.push.assets import stripe_push
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
 from stripemeter_assets.resources import WarehouseResource
 from stripemeter_assets.resources import StripeResource
 from stripemeter_assets.warehouse import connect
@@ -122,7 +122,7 @@ def test_fractional_events_through_the_counters_code_push_floor_of_scaled_sum(pu
         now = settings.now()
         with connect(str(push.env.warehouse)) as conn:
             recompute_days(conn, datetime(2025, 3, 1), datetime(2025, 4, 1), now)
-            recompute_period(conn, settings.load_config(), datetime(2025, 3, 1), datetime(2025, 4, 1), now, name)
+            recompute_periods(conn, settings.load_config(), datetime(2025, 3, 1), datetime(2025, 4, 1), now, name)
 
     ingest("a.jsonl", ["0.3335", "0.3335", "0.3335"])   # 1.0005 → 1000
     push.run()
@@ -227,6 +227,7 @@ def test_backfill_over_two_periods_is_one_run_pushing_both(push):
 
     assert result.success
     mats = result.asset_materializations_for_node("stripe_push")
-    assert sorted(m.partition for m in mats) == ["2025-02-01", "2025-03-01"]
-    assert {m.metadata["periods"].value for m in mats} == {"2025-02, 2025-03"}
+    # Day partitions: the range's days, and the two periods they touch, pushed in one run.
+    assert len(mats) == 29 and {m.partition for m in mats} >= {"2025-02-01", "2025-02-14", "2025-03-01"}
+    assert {m.metadata["period_starts"].value for m in mats} == {2}
     assert sorted(e["value"] for e in push.events()) == [5, 6]

@@ -11,6 +11,7 @@ import subprocess
 
 import dagster as dg
 
+from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tolerance, invoice_reconciliation
 from stripemeter_assets.schedules import periods_due, pre_invoice_job, pre_invoice_schedule
 from stripemeter_assets.reconcile.compare import Row, classify, drift
 from stripemeter_assets.reconcile.stripe_totals import aligned_window
@@ -347,20 +348,26 @@ def test_pre_invoice_job_and_schedule_definitions(env):
     from stripemeter_assets.resources import StripeResource
 
     defs = dg.Definitions(
-        assets=[usage_events, daily_usage, period_usage, stripe_push, reconciliation_report],
-        asset_checks=[reconciliation_within_epsilon], jobs=[pre_invoice_job], schedules=[pre_invoice_schedule],
+        assets=[usage_events, daily_usage, period_usage, stripe_push, reconciliation_report, invoice_reconciliation],
+        asset_checks=[reconciliation_within_epsilon, invoice_money_at_stake_within_tolerance], jobs=[pre_invoice_job],
+        schedules=[pre_invoice_schedule],
         resources={"warehouse": WarehouseResource(), "landing": LandingResource(), "stripe": StripeResource()})
     job = defs.resolve_job_def("pre_invoice_job")
     assert {n.name for n in job.graph.node_defs} >= {"period_usage", "stripe_push", "reconciliation_report",
-                                                    "reconciliation_report_reconciliation_within_epsilon"}
+                                                    "reconciliation_report_reconciliation_within_epsilon",
+                                                    "invoice_reconciliation",
+                                                    "invoice_reconciliation_invoice_money_at_stake_within_tolerance"}
     assert pre_invoice_schedule.cron_schedule == "0 6 * * *"
     assert pre_invoice_schedule.execution_timezone == "UTC"
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 4, 1, 6, tzinfo=UTC),
-                                    repository_def=defs.get_repository_def())
-    keys = [r.partition_key for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
-    assert keys == ["2025-03-01", "2025-04-01"]  # the just-closed period while inside lateness, and the open one
+    def due(when: datetime) -> list[str]:
+        ctx = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
+        return [r.partition_key for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
+
+    # Day partitions: today (the open periods), and the days of periods still in their 1 h grace.
+    assert due(datetime(2025, 4, 1, 0, 30, tzinfo=UTC)) == ["2025-03-31", "2025-04-01"]
+    assert due(datetime(2025, 4, 1, 6, tzinfo=UTC)) == ["2025-04-01"]  # March's invoice is final: closed
     assert periods_due(datetime(2025, 3, 20, 6, tzinfo=UTC), __import__("datetime").timedelta(hours=48)) == [
-        datetime(2025, 3, 1)]
+        datetime(2025, 3, 18), datetime(2025, 3, 19), datetime(2025, 3, 20)]
 
 
 def test_pre_invoice_job_runs_counters_push_and_reconciliation_in_order(recon):
@@ -377,14 +384,17 @@ def test_pre_invoice_job_runs_counters_push_and_reconciliation_in_order(recon):
     resources = {"warehouse": WarehouseResource(), "stripe": StripeResource(pacing=False)}
     for day in ("2025-03-10", "2025-03-11"):
         assert dg.materialize([daily_usage], partition_key=day, resources=resources).success
-    defs = dg.Definitions(assets=[daily_usage, period_usage, stripe_push, reconciliation_report],
-                          asset_checks=[reconciliation_within_epsilon], jobs=[pre_invoice_job], resources=resources)
+    defs = dg.Definitions(assets=[daily_usage, period_usage, stripe_push, reconciliation_report,
+                                  invoice_reconciliation],
+                          asset_checks=[reconciliation_within_epsilon, invoice_money_at_stake_within_tolerance],
+                          jobs=[pre_invoice_job], resources=resources)
 
     result = defs.resolve_job_def("pre_invoice_job").execute_in_process(partition_key="2025-03-01")
 
     assert result.success
     order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
     assert order.index("period_usage") < order.index("stripe_push") < order.index("reconciliation_report")
+    assert order.index("stripe_push") < order.index("invoice_reconciliation")
     assert recon.push.stripe_total() == 5
     # acknowledged this very instant: Stripe's summaries may still lag, so pending, never drift
     [row] = recon.rows()

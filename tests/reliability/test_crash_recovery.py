@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
 from stripemeter_assets.cli.gen_events import write_bulk_jsonl
 from stripemeter_assets.settings import load_config
 from stripemeter_assets.warehouse import literal
@@ -226,5 +226,5 @@ def test_counter_materialization_killed_with_sigkill_reruns_to_the_from_scratch_
     materialized = instance.get_materialized_partitions(dg.AssetKey("daily_usage"))
     assert {f"2025-01-{d:02d}" for d in range(1, 32)} <= materialized
     with connect(str(env.warehouse)) as conn, transaction(conn):
-        recompute_period(conn, load_config(), JAN, FEB, now, "check")
+        recompute_periods(conn, load_config(), JAN, FEB, now, "check")
     assert env.sql("SELECT sum(event_count) FROM period_usage") == [(2 * COUNTER_EVENTS,)]

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.cli.runner import catch_up
 from stripemeter_assets.settings import load_config
@@ -228,7 +228,7 @@ def test_huge_valid_quantities_of_one_tenant_never_stop_other_tenants_counters(e
     now, config = utc(NOW), load_config()
     with connect(str(env.warehouse)) as conn, transaction(conn):
         recompute_days(conn, datetime(2025, 3, 1), datetime(2025, 4, 1), now)
-        recompute_period(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now, "t")
+        recompute_periods(conn, config, datetime(2025, 3, 1), datetime(2025, 4, 1), now, "t")
     assert env.sql("SELECT value, event_count FROM period_usage WHERE tenant_id = 'alice'") == [(Decimal(12), 2)]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period, replay
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods, replay
 from stripemeter_assets.settings import next_month
 from stripemeter_assets.ledger import ingest_batch, list_ready_files
 from stripemeter_assets.settings import load_config
@@ -209,7 +209,7 @@ def test_soak_batches_with_retries_and_late_events_match_an_independent_recomput
             for day in days:
                 recompute_days(conn, day, day + timedelta(days=1), now)
             for month in sorted({d.replace(day=1) for d in days}):
-                recompute_period(conn, config, month, next_month(month), now, f"b{b:03d}")
+                recompute_periods(conn, config, month, next_month(month), now, f"b{b:03d}")
         batches_done += 1
         if b % 10 == 9:
             same_rows(_periods(env), model.periods(include_pending=False), f"period_usage after batch {b}")

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from stripemeter_assets.counters.recompute import recompute_days, recompute_period
+from stripemeter_assets.counters.recompute import recompute_days, recompute_periods
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.ledger.keys import derive_key
 from stripemeter_assets.settings import load_config
@@ -24,7 +24,7 @@ def _recompute_all(env) -> None:
     now = utc(NOW)
     with connect(str(env.warehouse)) as conn, transaction(conn):
         recompute_days(conn, MARCH, APRIL, now)
-        recompute_period(conn, load_config(), MARCH, APRIL, now, "setup")
+        recompute_periods(conn, load_config(), MARCH, APRIL, now, "setup")
 
 
 def _counters(env) -> dict[str, list[tuple]]:

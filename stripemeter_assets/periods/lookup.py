@@ -1,0 +1,83 @@
+"""Looking billing periods up: which periods a window of days touches, and each
+counter's open period (where carry-forwards go)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from stripemeter_assets.pricing import PriceConfig, ScenarioError, parse_price_config
+from stripemeter_assets.settings import Config, month_start, naive, next_month
+
+CounterId = tuple[str, str, str]  # (tenant, metric, customer_ref)
+
+
+def calendar_month(ts: datetime) -> tuple[datetime, datetime]:
+    start = month_start(ts)
+    return start, next_month(start)
+
+
+def period_starts(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[datetime]:
+    """Distinct starts of the periods overlapping [start, end): of the counters, and of the
+    billing periods (a counter that vanished still has its period)."""
+    overlap = "WHERE period_start < $end AND period_end > $start"
+    rows = conn.execute(f"SELECT period_start FROM period_usage {overlap} "
+                        f"UNION SELECT period_start FROM billing_periods {overlap} ORDER BY 1",
+                        {"start": naive(start), "end": naive(end)}).fetchall()
+    return [r[0] for r in rows]
+
+
+@dataclass
+class PeriodIndex:
+    """Every counter's billing periods; counters without any use calendar months."""
+
+    periods: dict[CounterId, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, conn: duckdb.DuckDBPyConnection) -> PeriodIndex:
+        index: dict[CounterId, list[tuple[datetime, datetime]]] = {}
+        for t, m, c, s, e in conn.execute("SELECT DISTINCT tenant_id, metric, customer_ref, period_start, period_end "
+                                          "FROM billing_periods ORDER BY 1, 2, 3, 4").fetchall():
+            index.setdefault((t, m, c), []).append((s, e))
+        return cls(index)
+
+    def containing(self, counter: CounterId, ts: datetime) -> tuple[datetime, datetime]:
+        """The counter's period containing `ts` (its open period when `ts` is now)."""
+        ts = naive(ts)
+        for start, end in self.periods.get(counter, ()):
+            if start <= ts < end:
+                return start, end
+        return calendar_month(ts)
+
+    def end_of(self, counter: CounterId, period_start: datetime) -> datetime:
+        period_start = naive(period_start)
+        for start, end in self.periods.get(counter, ()):
+            if start == period_start:
+                return end
+        return calendar_month(period_start)[1]
+
+    def open_starts(self, now: datetime) -> set[datetime]:
+        now = naive(now)
+        starts = {s for spans in self.periods.values() for s, e in spans if s <= now < e}
+        return starts | {calendar_month(now)[0]}
+
+
+def subscription_prices(conn: duckdb.DuckDBPyConnection, config: Config,
+                        period_start: datetime) -> dict[tuple[str, str, str], tuple[PriceConfig, int]]:
+    """(tenant, customer, metric) -> (its subscription item's Stripe price, the metric's unit
+    scale) for the Stripe periods starting at `period_start`; prices the pricing library
+    cannot read are left out (the config's price applies)."""
+    out = {}
+    for tenant, customer, metric, body in conn.execute(
+            "SELECT b.tenant_id, b.customer_ref, b.metric, any_value(p.body) FROM billing_periods b "
+            "JOIN billing_prices p ON p.price = b.price AND p.account = b.account "
+            "WHERE b.source = 'stripe' AND b.period_start = ? GROUP BY ALL", [naive(period_start)]).fetchall():
+        try:
+            out[(tenant, customer, metric)] = (parse_price_config(json.loads(body), "price"),
+                                               config.metric(metric).unit_scale)
+        except ScenarioError:
+            continue
+    return out
