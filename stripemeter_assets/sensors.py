@@ -64,7 +64,8 @@ def _day_ranges(days: list[str]) -> list[tuple[str, str]]:
     return [(a.isoformat(), b.isoformat()) for a, b in ranges]
 
 
-def _partition_request(job_name: str, run_key: str, first: str, last: str, tags: dict) -> dg.RunRequest:
+def partition_request(job_name: str, run_key: str | None, first: str, last: str, tags: dict) -> dg.RunRequest:
+    """One run over the day partitions [first, last]: a single key, or a range (single-run backfill)."""
     if first == last:
         return dg.RunRequest(job_name=job_name, run_key=run_key, partition_key=first, tags=tags)
     return dg.RunRequest(job_name=job_name, run_key=run_key, tags={**tags, RANGE_START: first, RANGE_END: last})
@@ -99,7 +100,7 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     if outside:
         context.log.warning(f"{len(outside)} touched days precede the partitions ({PARTITIONS_START}): {outside[:5]}")
     runs = [
-        _partition_request(daily_usage_job.name, f"daily-{cursor['usage_events']}-{first}-{last}", first, last, tags)
+        partition_request(daily_usage_job.name, f"daily-{cursor['usage_events']}-{first}-{last}", first, last, tags)
         for first, last in _day_ranges([d for d in days if d >= PARTITIONS_START])
     ]
 
@@ -112,7 +113,7 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             changed.add(record.partition_key)
         cursor["daily_usage"] = max(cursor["daily_usage"], record.storage_id)
     runs += [
-        _partition_request(period_usage_job.name, f"period-{cursor['daily_usage']}-{first}-{last}", first, last, tags)
+        partition_request(period_usage_job.name, f"period-{cursor['daily_usage']}-{first}-{last}", first, last, tags)
         for first, last in _day_ranges(sorted(changed))
     ]
     if not runs:

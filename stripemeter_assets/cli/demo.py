@@ -55,6 +55,8 @@ def _seed_emulator(emulator: EmulatorServer, config: settings.Config, now: datet
     where Stripe has an API for them (customer ids, meters and the grace period, which Stripe
     sets in its Dashboard, through the emulator's hooks)."""
     mapping = config.stripe
+    # Seeding is the account's setup, not the pipeline under test: no rate limits while it runs.
+    emulator.set_rate_limit(stripe_limits=False)
     for meter in mapping.meters:  # shadow meters live in test mode like the rest of the demo
         emulator.create_meter(meter.event_name, formula=meter_formula(config.metric(meter.metric).aggregation))
     with connect(settings.warehouse_path()) as conn:
@@ -89,6 +91,7 @@ def _seed_emulator(emulator: EmulatorServer, config: settings.Config, now: datet
             client.v1.subscriptions.create(params)
         emulator.set_clock(int(now.timestamp()) if settings.frozen_now() else None)
         lines.append(f"{account}: {len(customers)} customers, {len(subscribed)} subscribed, {grace} h invoice grace")
+    emulator.set_rate_limit()  # Stripe's limits again for the push and the reconciliation
     return "; ".join(lines)
 
 

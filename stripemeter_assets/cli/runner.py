@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from stripemeter_assets import settings
-from stripemeter_assets.sensors import RANGE_END, RANGE_START
+from stripemeter_assets.sensors import RANGE_END, RANGE_START, partition_request
 
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
@@ -155,15 +155,18 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
     return report
 
 
-def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance, periods: list[str]) -> list[RunOutcome]:
-    """The pre-invoice job (push, reconcile) for each period, then the
-    analyst snapshot."""
-    runs = [execute_request(defs, instance, dg.RunRequest(job_name="pre_invoice_job", partition_key=period))
-            for period in periods]
+def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance, spans: list[str]) -> list[RunOutcome]:
+    """The pre-invoice job (push, reconcile) for each span of day partitions
+    (`day` or `first..last`, as a counter run names them), then the analyst
+    snapshot."""
+    runs = []
+    for span in spans:
+        first, _, last = span.partition("..")
+        runs.append(execute_request(defs, instance, partition_request("pre_invoice_job", None, first, last or first, {})))
     return runs + [execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job"))]
 
 
 def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[str]:
-    """Periods whose counters this catch-up refreshed, plus the open one."""
-    periods = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
-    return sorted(periods | {now_period})
+    """Day spans whose period counters this catch-up refreshed, plus today's."""
+    spans = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
+    return sorted(spans | {now_period})

@@ -20,7 +20,8 @@ from stripemeter_assets.periods.stripe_read import InvoiceLine
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import KeyStatus, key_mode, read_key
 from stripemeter_assets.push.mapping import PLATFORM
-from stripemeter_assets.push.planner import CounterKey, mode_for, naive, scaled
+from stripemeter_assets.push.planner import CounterKey, mode_for, scaled
+from stripemeter_assets.settings import naive
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import run_script, transaction
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from stripemeter_assets.push.client import GatewayFactory, PushCallError, scrub
 from stripemeter_assets.push.pacing import Pacer
-from stripemeter_assets.push.planner import naive
+from stripemeter_assets.settings import naive
 from stripemeter_assets.warehouse import query, run_script, transaction
 
 ERROR_REPORT = "v1.billing.meter.error_report_triggered"

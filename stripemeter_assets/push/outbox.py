@@ -20,8 +20,8 @@ from stripemeter_assets.push.planner import (
     OpenAdjustment,
     Plan,
     PushState,
-    naive,
 )
+from stripemeter_assets.settings import naive
 from stripemeter_assets.warehouse import query, run_script, temp_table_from_rows
 
 _INTENT_SCHEMA = pa.schema([

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from stripemeter_assets.periods.close import Grace
@@ -30,6 +30,7 @@ from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, Target, meter_formula
 from stripemeter_assets.settings import Config
+from stripemeter_assets.settings import epoch, naive
 
 SETTLE_SECONDS = 5 * 60                  # event timestamps at least this far before now
 MAX_AGE_SECONDS = 35 * 86_400            # Stripe refuses older meter events
@@ -162,14 +163,6 @@ def intent_identifier(account: str, mode: str, tenant: str, customer_ref: str, m
 def scaled(value: Decimal, scale: int) -> int:
     """floor(scale × value): Stripe takes whole numbers only."""
     return int((Decimal(value) * scale).to_integral_value(rounding=ROUND_FLOOR))
-
-
-def epoch(ts: datetime) -> int:
-    return int((ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts).timestamp())
-
-
-def naive(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def mode_for(target: Target, keys: KeyStatus) -> str:

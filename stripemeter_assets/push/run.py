@@ -30,7 +30,8 @@ from stripemeter_assets.push.client import GatewayFactory, KeyStatus, PushCallEr
 from stripemeter_assets.push.mapping import StripeMapping
 from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Pacer, RetryPolicy
-from stripemeter_assets.push.planner import Intent, epoch, naive
+from stripemeter_assets.push.planner import Intent
+from stripemeter_assets.settings import epoch, naive
 from stripemeter_assets.push.sender import Sender
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import transaction

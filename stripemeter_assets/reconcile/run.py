@@ -32,7 +32,8 @@ from stripemeter_assets.periods.lookup import PeriodIndex, calendar_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, meter_formula
-from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, naive, scaled
+from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, scaled
+from stripemeter_assets.settings import naive
 from stripemeter_assets.push.run import PushOptions, PushReport, run_push
 from stripemeter_assets.reconcile import compare
 from stripemeter_assets.reconcile.compare import Row

@@ -59,7 +59,7 @@ def test_replay_through_the_api_gives_the_cli_diff_and_applies_it(env, keys, ser
 
     assert cli.main(["replay", "--start", RANGE["start"], "--end", RANGE["end"], "--tenant", "acme", "--dry-run"]) == 0
     cli_table = capsys.readouterr().out.split("\n\n")[0].strip()
-    assert "| acme | api_calls | cus_A | 2025-03 | 5.000000000 | 8.000000000 | 3.000000000 |" in cli_table
+    assert "| acme | api_calls | cus_A | 2025-03-01 00:00:00 | 5.000000000 | 8.000000000 | 3.000000000 |" in cli_table
 
     submitted = http.post(server.url + "/v1/replay", headers=auth(keys["acme"]), timeout=300,
                           json={"tenantId": "acme", **RANGE, "dryRun": True})
@@ -68,7 +68,7 @@ def test_replay_through_the_api_gives_the_cli_diff_and_applies_it(env, keys, ser
     dry = _wait(server, keys["acme"], run_id)
     assert dry["status"] == "SUCCESS"
     assert dry["diffTable"] == cli_table
-    assert dry["diff"] == [{"tenantId": "acme", "metric": "api_calls", "customerRef": "cus_A", "period": "2025-03",
+    assert dry["diff"] == [{"tenantId": "acme", "metric": "api_calls", "customerRef": "cus_A", "period": "2025-03-01 00:00:00",
                             "old": "5.000000000", "new": "8.000000000", "delta": "3.000000000"}]
     assert dry["dryRun"] is True and dry["lateEventsApplied"] == 1
     assert _period(env) == [(Decimal("5"), 1)]  # a dry run writes nothing
