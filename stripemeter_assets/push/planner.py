@@ -29,8 +29,7 @@ from stripemeter_assets.periods.close import Grace
 from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, StripeMapping, Target, meter_formula
-from stripemeter_assets.settings import Config
-from stripemeter_assets.settings import epoch, naive
+from stripemeter_assets.settings import Config, epoch, naive
 
 SETTLE_SECONDS = 5 * 60                  # event timestamps at least this far before now
 MAX_AGE_SECONDS = 35 * 86_400            # Stripe refuses older meter events
@@ -321,7 +320,6 @@ def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_
             seen.add(CounterKey(target.account, mode_for(target, keys), row.tenant_id, row.customer_ref, row.metric,
                                 naive(row.period_start)))
         planner.counter(row)
-    # A counter with a push record but no period_usage row now counts zero.
     wanted = {naive(p) for p in periods} if periods is not None else None
     for key in sorted(states, key=lambda k: (k.period_start, k.tenant_id, k.metric, k.customer_ref, k.account)):
         if key in seen or (wanted is not None and key.period_start not in wanted):
@@ -329,10 +327,15 @@ def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_
         target = mapping.target(key.tenant_id, key.metric, key.customer_ref)
         if target is None or (target.account, mode_for(target, keys)) != (key.account, key.mode):
             continue  # a push record of an earlier mapping: not this counter's target any more
-        end = index.end_of((key.tenant_id, key.metric, key.customer_ref), key.period_start)
-        planner.counter(CounterRow(key.tenant_id, key.metric, key.customer_ref, key.period_start, end,
-                                   config.metric(key.metric).aggregation, Decimal(0)))
+        planner.counter(vanished_counter(key, index, config))
     planner.carry_forwards(adjustments)
     return planner.plan
+
+
+def vanished_counter(key: CounterKey, index: PeriodIndex, config: Config) -> CounterRow:
+    """A counter with a push record but no period_usage row now counts zero, over its own period."""
+    end = index.end_of((key.tenant_id, key.metric, key.customer_ref), key.period_start)
+    return CounterRow(key.tenant_id, key.metric, key.customer_ref, key.period_start, end,
+                      config.metric(key.metric).aggregation, Decimal(0))
 
 

@@ -32,7 +32,7 @@ from stripemeter_assets.periods.lookup import PeriodIndex, calendar_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, meter_formula
-from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, scaled
+from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, scaled, vanished_counter
 from stripemeter_assets.settings import naive
 from stripemeter_assets.push.run import PushOptions, PushReport, run_push
 from stripemeter_assets.reconcile import compare
@@ -116,15 +116,11 @@ class _Reconciler:
         for c in counters:
             seen.add((c.tenant_id, c.metric, c.customer_ref))
             rows.append(self.row(c, states, pushes, late))
-        # Counters pushed before but without a period_usage row now count zero (as the planner does).
         for key in states:
             if (key.tenant_id, key.metric, key.customer_ref) in seen:
                 continue
             seen.add((key.tenant_id, key.metric, key.customer_ref))
-            own_end = self.periods.end_of((key.tenant_id, key.metric, key.customer_ref), period)
-            rows.append(self.row(CounterRow(key.tenant_id, key.metric, key.customer_ref, period, own_end,
-                                            self.config.metric(key.metric).aggregation, Decimal(0)),
-                                 states, pushes, late))
+            rows.append(self.row(vanished_counter(key, self.periods, self.config), states, pushes, late))
         return rows, states
 
     def row(self, c: CounterRow, states: dict[CounterKey, PushState], pushes: dict, late: dict) -> Row:

@@ -231,3 +231,18 @@ def test_backfill_over_two_periods_is_one_run_pushing_both(push):
     assert len(mats) == 29 and {m.partition for m in mats} >= {"2025-02-01", "2025-02-14", "2025-03-01"}
     assert {m.metadata["period_starts"].value for m in mats} == {2}
     assert sorted(e["value"] for e in push.events()) == [5, 6]
+
+
+def test_a_pushed_counter_whose_row_is_gone_counts_zero_and_is_pushed_back(push):
+    push.usage(5, customer="cus_A")
+    push.usage(3, customer="cus_B")
+    push.run()
+    assert push.stripe_total(customer="cus_A") == 5
+    # A recomputation that no longer yields cus_A's counter (its usage moved to another period).
+    push.env.sql("DELETE FROM period_usage WHERE customer_ref = 'cus_A'")
+
+    push.run()
+
+    assert push.stripe_total(customer="cus_A") == 0
+    assert push.stripe_total(customer="cus_B") == 3
+    assert [e["payload"]["value"] for e in push.events() if e["payload"]["stripe_customer_id"] == "cus_A"] == ["5", "-5"]
