@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from stripemeter_assets import settings
 from stripemeter_assets.api.auth import AuthError, Principal
 from stripemeter_assets.api.routes import principal
+from stripemeter_assets.cli.runner import local_instance
 from stripemeter_assets.settings import utc
 
 router = APIRouter(tags=["replay"])
@@ -39,9 +40,7 @@ _DIFF_COLUMNS = ("tenantId", "metric", "customerRef", "period", "old", "new", "d
 
 @functools.cache
 def dagster_instance() -> dg.DagsterInstance:
-    home = settings.dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_config(str(home))
+    return local_instance()
 
 
 class ReplayRequest(BaseModel):

@@ -12,16 +12,9 @@ from stripemeter_assets.cli import backtest as backtest_cli
 
 
 def _instance():
-    """The Dagster instance under `DAGSTER_HOME`; a new home gets the bundled
-    `dagster.yaml` (the `duckdb` pool with its one slot)."""
-    import dagster as dg
+    from stripemeter_assets.cli.runner import local_instance
 
-    home = settings.dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    settings.use_environment({"DAGSTER_HOME": str(home)})  # Dagster reads it itself
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(settings.bundled("dagster.yaml"))
-    return dg.DagsterInstance.get()
+    return local_instance()
 
 
 def _print_ledger_summary() -> None:

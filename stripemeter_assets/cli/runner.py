@@ -16,6 +16,16 @@ CURSOR_PREFIX = "stripemeter/headless/"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def local_instance() -> dg.DagsterInstance:
+    """The Dagster instance under `DAGSTER_HOME`; a new home gets the bundled
+    `dagster.yaml` (the `duckdb` pool with its one slot)."""
+    home = settings.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    settings.use_environment({"DAGSTER_HOME": str(home)})  # Dagster's own commands read it
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(settings.bundled("dagster.yaml"))
+    return dg.DagsterInstance.from_config(str(home))
+
 @dataclass
 class RunOutcome:
     job: str
