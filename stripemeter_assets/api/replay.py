@@ -27,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 from stripemeter_assets import settings
 from stripemeter_assets.api.auth import AuthError, Principal
 from stripemeter_assets.api.routes import principal
-from stripemeter_assets.cli.runner import local_instance
 from stripemeter_assets.settings import utc
 
 router = APIRouter(tags=["replay"])
@@ -40,6 +39,9 @@ _DIFF_COLUMNS = ("tenantId", "metric", "customerRef", "period", "old", "new", "d
 
 @functools.cache
 def dagster_instance() -> dg.DagsterInstance:
+    # Imported here: the runner loads the definitions, which `stripemeter serve`'s start-up never needs.
+    from stripemeter_assets.cli.runner import local_instance
+
     return local_instance()
 
 
