@@ -114,14 +114,16 @@ def worker(fn: Callable[..., dict]) -> Callable[..., dict]:
     return fn
 
 
-def run_worker(script: str | Path, name: str, **payload) -> dict:
+def run_worker(script: str | Path, name: str, *, code: Path | None = None, **payload) -> dict:
     """Runs worker `name` of `script` in a fresh interpreter; returns its JSON
     result plus `peak_rss_mb` (the child's own ru_maxrss), `cpu_s` (its user +
     system CPU time: on a busy machine a steadier figure than wall time) and
-    `process_wall_s` (interpreter start-up included)."""
+    `process_wall_s` (interpreter start-up included). `code`: the project's
+    code the worker imports (a `code_at` folder), else this checkout's."""
     cmd = [PYTHON, str(script), "--worker", name, "--payload", json.dumps(payload)]
+    env = {**os.environ, "PYTHONPATH": str(code), CODE_ENV: str(code)} if code else None
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT, env=env)
     out = proc.stdout.read()
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -161,6 +163,23 @@ def repeat_worker(script: str | Path, name: str, repeat: int, before: Callable[[
 
 
 # ---------------------------------------------------------------- scratch space
+
+CODE_ENV = "STRIPEMETER_BENCH_CODE"
+CODE = Path(os.environ.get(CODE_ENV, ROOT))  # the code this process measures; bench scripts import from it
+
+
+@contextlib.contextmanager
+def code_at(rev: str) -> Iterator[Path]:
+    """The project at git revision `rev` in a scratch folder, laid out as the
+    installed package (sql/ and data/config/ inside it): the baseline a bench
+    runs in the same run as today's code (`run_worker(..., code=path)`)."""
+    with bench_dir("code") as path:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(path)], input=archive, check=True)
+        shutil.copytree(path / "sql", path / "stripemeter_assets" / "sql")
+        shutil.copytree(path / "data" / "config", path / "stripemeter_assets" / "bundled")
+        yield path
+
 
 @contextlib.contextmanager
 def bench_dir(prefix: str, keep: bool = False) -> Iterator[Path]:

@@ -165,7 +165,12 @@ def scaled(value: Decimal, scale: int) -> int:
 
 
 def mode_for(target: Target, keys: KeyStatus) -> str:
-    return "test" if target.shadow else (keys.primary_mode or "live")
+    return mode_of(target.shadow, keys)
+
+
+def mode_of(shadow: bool, keys: KeyStatus) -> str:
+    """A shadow mapping is pushed in test mode only; the others in the primary key's mode."""
+    return "test" if shadow else (keys.primary_mode or "live")
 
 
 def status_for(target: Target, keys: KeyStatus, dry_run: bool) -> str:

@@ -65,11 +65,12 @@ def reconciliation_report(context: dg.AssetExecutionContext, config: ReconcileCo
                                       keys=keys, totals=totals, gateways=gateways, push_options=push_options,
                                       options=options, log=context.log)
             label = report.period_label(result.period_start)
-            csv_path = report.write_csv(result.rows, out_dir / f"reconciliation-{label}.csv")
-            html_path = report.write_html(result.rows, out_dir / f"reconciliation-{label}.html",
-                                          period_start=result.period_start, epsilon=options.epsilon, checked_at=now)
+            csv_path = report.write_csv(conn, result.period_start, out_dir / f"reconciliation-{label}.csv")
+            html_path = report.write_html(conn, out_dir / f"reconciliation-{label}.html",
+                                          period_start=result.period_start, epsilon=options.epsilon, checked_at=now,
+                                          csv_name=csv_path.name)
             files += [str(csv_path), str(html_path)]
-            markdown.append(report.markdown_summary(result.rows, period_start=result.period_start,
+            markdown.append(report.markdown_summary(conn, period_start=result.period_start,
                                                     epsilon=options.epsilon, corrections=result.corrections))
             for status, n in result.counts.items():
                 counts_total[status] = counts_total.get(status, 0) + n

@@ -90,16 +90,13 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
     against ε (ok / drift)."""
     row.drift, row.relative_drift = drift(row.local_total, row.stripe_total)
     if not row.mapped:
-        what = "meter" if row.event_name is None else "customer"
-        row.status, row.cause = UNMAPPED, (
-            f"unmapped {what}: no Stripe {'meter for this (tenant, metric)' if what == 'meter' else 'customer for this customer_ref'}"
-            " in the config's stripe: section; nothing is pushed")
+        row.status, row.cause = UNMAPPED, unmapped_cause("meter" if row.event_name is None else "customer")
         return row
     if row.latest_status in NOT_IN_STRIPE and row.pending_intents == 0:
         row.status, row.cause = STRIPE_ERROR, not_in_stripe_cause(row)
         return row
     if row.stripe_error is not None:
-        row.status, row.cause = STRIPE_ERROR, f"Stripe summaries call failed: {row.stripe_error}"
+        row.status, row.cause = STRIPE_ERROR, summary_error_cause(row.stripe_error)
         return row
     if row.pending_intents:
         row.status, row.cause = PENDING, f"intents in flight: {row.pending_intents} push intent(s) not acknowledged yet"
@@ -132,6 +129,16 @@ def classify(row: Row, *, epsilon: Decimal, now: datetime, settle: timedelta) ->
     return row
 
 
+def unmapped_cause(what: str) -> str:
+    """`what`: meter (no meter for the (tenant, metric)) or customer (no Stripe customer for the ref)."""
+    missing = "meter for this (tenant, metric)" if what == "meter" else "customer for this customer_ref"
+    return f"unmapped {what}: no Stripe {missing} in the config's stripe: section; nothing is pushed"
+
+
+def summary_error_cause(error: str) -> str:
+    return f"Stripe summaries call failed: {error}"
+
+
 NOT_IN_STRIPE = ("failed", "rejected_by_stripe", "refused_meter_config", "refused_unknown_customer")
 
 
@@ -161,10 +168,3 @@ def is_under_report(row: Row) -> bool:
     """An under-report auto-correct may re-send: drift beyond ε, Stripe
     below local, nothing in flight or settling."""
     return row.status == DRIFT and row.stripe_total is not None and row.stripe_total < row.local_total
-
-
-def summary_counts(rows: list[Row]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    return counts

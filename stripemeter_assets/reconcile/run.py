@@ -1,6 +1,6 @@
-"""One reconciliation of a billing period: load the counters and their push
-records, fetch Stripe's totals, compare, auto-correct under-reports through
-the push, and store the rows.
+"""One reconciliation of a billing period: build the period's rows in SQL
+(`frame`), fetch Stripe's totals for the mapped ones, compare, auto-correct
+under-reports through the push, and store the rows.
 
 Auto-correct (under-reports only; over-reports are reported, never
 "corrected"): the counter's acknowledged state in `stripe_push_state` is
@@ -27,19 +27,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from stripemeter_assets.periods.close import Grace
-from stripemeter_assets.periods.lookup import PeriodIndex, calendar_month
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
-from stripemeter_assets.push.mapping import SUM_AGGREGATIONS, meter_formula
-from stripemeter_assets.push.planner import CounterKey, CounterRow, PushState, mode_for, scaled, vanished_counter
-from stripemeter_assets.settings import naive
+from stripemeter_assets.push.planner import CounterKey
 from stripemeter_assets.push.run import PushOptions, PushReport, run_push
-from stripemeter_assets.reconcile import compare
+from stripemeter_assets.reconcile import compare, frame, report
 from stripemeter_assets.reconcile.compare import Row
 from stripemeter_assets.reconcile.stripe_totals import StripeTotals, SummaryError, aligned_window
-from stripemeter_assets.settings import Config
-from stripemeter_assets.warehouse import query, run_script, transaction
+from stripemeter_assets.settings import Config, naive
+from stripemeter_assets.warehouse import query, run_script, temp_table_from_rows, transaction
 
 
 @dataclass(frozen=True)
@@ -52,14 +48,11 @@ class ReconcileOptions:
 @dataclass
 class ReconcileResult:
     period_start: datetime
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # the rows Stripe was asked about
+    counts: dict[str, int] = field(default_factory=dict)  # every stored row, per status
     corrections: int = 0
     push_report: PushReport | None = None
     stripe_calls: int = 0
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return compare.summary_counts(self.rows)
 
 
 _ROW_SCHEMA = pa.schema([
@@ -89,83 +82,24 @@ class _Reconciler:
                  now: datetime, options: ReconcileOptions):
         self.conn = conn
         self.config = config
-        self.mapping = config.stripe
         self.keys = keys
         self.totals = totals
         self.now = naive(now)
         self.options = options
-        self.grace = Grace(config)
-        self.periods = PeriodIndex.load(conn)
 
-    # -- loading --------------------------------------------------------------
-    def rows(self, period: datetime) -> tuple[list[Row], dict[CounterKey, PushState]]:
-        period = naive(period)
-        # Periods starting at `period` end per customer; late events are counted up to the latest end.
-        end = max([e for spans in self.periods.periods.values() for s, e in spans if s == period],
-                  default=calendar_month(period)[1])
-        counters = outbox.load_counters(self.conn, [period])
-        states = outbox.load_states(self.conn, [period])
-        pushes = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r
-                  for r in query(self.conn, "reconcile/push_status.sql", period_start=period)}
-        late = {(r["tenant_id"], r["metric"], r["customer_ref"]): r["late_pending"]
-                for r in query(self.conn, "reconcile/late.sql", period_start=period, period_end=end)}
-        self.verifying = {(r["account"], r["mode"], r["tenant_id"], r["customer_ref"], r["metric"]): r["codes"]
-                          for r in query(self.conn, "reconcile/verifications.sql", period_start=period)}
-        seen: set[tuple[str, str, str]] = set()
-        rows = []
-        for c in counters:
-            seen.add((c.tenant_id, c.metric, c.customer_ref))
-            rows.append(self.row(c, states, pushes, late))
-        for key in states:
-            if (key.tenant_id, key.metric, key.customer_ref) in seen:
-                continue
-            seen.add((key.tenant_id, key.metric, key.customer_ref))
-            rows.append(self.row(vanished_counter(key, self.periods, self.config), states, pushes, late))
-        return rows, states
-
-    def row(self, c: CounterRow, states: dict[CounterKey, PushState], pushes: dict, late: dict) -> Row:
-        scale = self.config.metric(c.metric).unit_scale
-        closed = self.grace.is_closed(c.tenant_id, c.metric, naive(c.period_end), self.now)
-        # A closed period keeps its total at close in Stripe; later changes are carried forward.
-        value = Decimal(c.value) - (Decimal(c.since_close) if closed else 0)
-        row = Row(tenant_id=c.tenant_id, customer_ref=c.customer_ref, metric=c.metric,
-                  period_start=naive(c.period_start), period_end=naive(c.period_end), unit_scale=scale,
-                  local_value=Decimal(c.value), local_total=scaled(value, scale),
-                  meter_formula=meter_formula(c.aggregation),
-                  late_pending=late.get((c.tenant_id, c.metric, c.customer_ref), 0))
-        meter = self.mapping.meter_for(c.tenant_id, c.metric)
-        if meter is not None:
-            row.event_name = meter.event_name
-        target = self.mapping.target(c.tenant_id, c.metric, c.customer_ref)
-        if target is None:
-            return row
-        row.stripe_customer, row.account, row.shadow = target.stripe_customer, target.account, target.shadow
-        row.meter_id, row.mode = target.meter_id, mode_for(target, self.keys)
-        key = CounterKey(row.account, row.mode, c.tenant_id, c.customer_ref, c.metric, row.period_start)
-        state = states.get(key)
-        if c.aggregation in SUM_AGGREGATIONS:
-            carried = state.carried_in if state else 0
-            row.local_total += carried  # carry-forwards from closed periods land in this window too
-            row.pushed_total = (state.pushed_total + carried) if state else None
-        else:
-            row.pushed_total = state.last_value if state else None
-        row.verifying = self.verifying.get((row.account, row.mode, c.tenant_id, c.customer_ref, c.metric))
-        p = pushes.get((row.account, row.mode, c.tenant_id, c.customer_ref, c.metric))
-        if p:
-            row.pending_intents = p["pending"]
-            row.last_acked_at = p["last_acked_at"]
-            row.latest_status = p["latest_status"]
-            row.failed_error = p["last_error"]
-            row.rejected_error = p["rejected_error"]
-            row.too_old = bool(p["too_old"])
-        return row
+    def rows(self, period: datetime) -> list[Row]:
+        """Builds the period's frame (every counter, in SQL) and returns the rows Stripe is asked about."""
+        frame.build(self.conn, self.config, self.keys, period, self.now)
+        return frame.rows_to_read(self.conn)
 
     # -- Stripe ---------------------------------------------------------------
     def fetch(self, row: Row) -> None:
         if not row.mapped:
             return
+        row.stripe_error = self.totals.unavailable(row.mode, row.shadow)
+        if row.stripe_error is not None:
+            return
         row.window_start, row.window_end = aligned_window(row.period_start, row.period_end, self.now)
-        row.stripe_error = None
         try:
             row.stripe_total = self.totals.total(
                 mode=row.mode, account=None if row.account == "platform" else row.account, shadow=row.shadow,
@@ -209,19 +143,15 @@ class _Reconciler:
         reads = [{"account": r.account, "mode": r.mode, "tenant_id": r.tenant_id, "customer_ref": r.customer_ref,
                   "metric": r.metric, "period_start": r.period_start, "stripe_total": r.stripe_total,
                   "read_at": self.now} for r in rows if r.mapped and r.stripe_total is not None]
-        table = pa.Table.from_pylist(reads, schema=_READ_SCHEMA)
-        self.conn.register("_summary_reads_arrow", table)
-        try:
-            with transaction(self.conn):
-                self.conn.execute("CREATE OR REPLACE TEMP TABLE summary_reads AS SELECT * FROM _summary_reads_arrow")
-                run_script(self.conn, "reconcile/summary_reads.sql", now=self.now)
-        finally:
-            self.conn.unregister("_summary_reads_arrow")
+        with transaction(self.conn):
+            temp_table_from_rows(self.conn, "summary_reads", reads, _READ_SCHEMA)
+            run_script(self.conn, "reconcile/summary_reads.sql", now=self.now)
 
     # -- auto-correct ---------------------------------------------------------
-    def reset_state(self, rows: list[Row], states: dict[CounterKey, PushState], run_id: str) -> list[Row]:
+    def reset_state(self, rows: list[Row], run_id: str) -> list[Row]:
         """Sets each under-reported counter's acknowledged state back to
         what Stripe holds, with an audit row; returns the rows reset."""
+        states = outbox.load_states(self.conn, [rows[0].period_start])
         reset = []
         with transaction(self.conn):
             for r in rows:
@@ -252,7 +182,7 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
     """Reconciles one period and replaces its rows of `reconciliation`."""
     rec = _Reconciler(conn, config, keys, totals, now, options)
     result = ReconcileResult(naive(period))
-    rows, states = rec.rows(period)
+    rows = rec.rows(period)
     for row in rows:
         rec.fetch(row)
         rec.classify(row)
@@ -261,11 +191,11 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
     with transaction(conn):
         rec.close_verifications(rows)
     if under and options.auto_correct:
-        reset = rec.reset_state(under, states, run_id)
+        reset = rec.reset_state(under, run_id)
         log.info(f"reconciliation: re-sending {len(reset)} under-reported counter(s) through the push")
         result.push_report = run_push(conn, config=config, periods=[naive(period)], now=now, run_id=run_id,
                                       gateways=gateways, keys=keys, options=push_options, log=log)
-        fresh, _ = rec.rows(period)
+        fresh = rec.rows(period)
         fresh_by = {(r.tenant_id, r.customer_ref, r.metric): r for r in fresh}
         for r in reset:
             missing = r.local_total - (r.stripe_total or 0)
@@ -280,6 +210,7 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
     result.rows = rows
     result.stripe_calls = totals.calls
     store(conn, result, run_id=run_id, now=now)
+    result.counts = report.status_counts(conn, result.period_start)
     return result
 
 
@@ -293,11 +224,7 @@ def store(conn: duckdb.DuckDBPyConnection, result: ReconcileResult, *, run_id: s
         "relative_drift": _dec(r.relative_drift), "status": r.status, "cause": r.cause, "corrected": r.corrected,
         "window_start": r.window_start, "window_end": r.window_end, "run_id": run_id, "checked_at": naive(now),
     } for r in result.rows]
-    table = pa.Table.from_pylist(data, schema=_ROW_SCHEMA)
-    conn.register("_reconciliation_rows_arrow", table)
-    try:
-        with transaction(conn):
-            conn.execute("CREATE OR REPLACE TEMP TABLE reconciliation_rows AS SELECT * FROM _reconciliation_rows_arrow")
-            run_script(conn, "reconcile/replace.sql", period_start=result.period_start)
-    finally:
-        conn.unregister("_reconciliation_rows_arrow")
+    with transaction(conn):
+        temp_table_from_rows(conn, "reconciliation_rows", data, _ROW_SCHEMA)
+        run_script(conn, "reconcile/replace.sql", period_start=result.period_start, run_id=run_id,
+                   checked_at=naive(now))

@@ -65,11 +65,20 @@ class StripeTotals:
     def __repr__(self) -> str:
         return f"StripeTotals(api_base={self.api_base!r})"
 
-    def _client(self, mode: str, account: str | None, shadow: bool) -> stripe.StripeClient:
+    @staticmethod
+    def unavailable(mode: str, shadow: bool) -> str | None:
+        """Why no summary of this mode can be read (no key of that mode), or None."""
         key = read_key(shadow)
         if key is None or (key_mode(key) or "live") != mode:
-            raise SummaryError(f"no Stripe key of mode {mode!r} is configured"
-                               + (" (shadow mappings use STRIPE_TEST_API_KEY only)" if shadow else ""))
+            return (f"no Stripe key of mode {mode!r} is configured"
+                    + (" (shadow mappings use STRIPE_TEST_API_KEY only)" if shadow else ""))
+        return None
+
+    def _client(self, mode: str, account: str | None, shadow: bool) -> stripe.StripeClient:
+        reason = self.unavailable(mode, shadow)
+        if reason is not None:
+            raise SummaryError(reason)
+        key = read_key(shadow)
         client = self._clients.get((shadow, account))
         if client is None:
             client = make_client(key, self.api_base, account, self.timeout)

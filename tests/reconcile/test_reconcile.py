@@ -434,3 +434,40 @@ def test_a_report_that_names_no_failed_event_puts_the_window_under_verification_
     assert dict(recon.env.sql("SELECT status, count(*) FROM stripe_push_verifications GROUP BY ALL")) == {
         "verified": 1, "short": 1}
     assert recon.push.stripe_total(customer="cus_B") == 4 and recon.push.stripe_total(customer="cus_A") == 6
+
+
+def test_report_of_a_large_period_shows_the_most_urgent_rows_and_keeps_every_row_in_the_csv(recon, monkeypatch):
+    from stripemeter_assets.reconcile import report
+    monkeypatch.setattr(report, "MAX_HTML_ROWS", 3)
+    for i in range(6):
+        recon.push.usage(i + 1, customer=f"ext-{i}")  # no Stripe customer: unmapped
+    recon.push.usage(100)
+    recon.push.run()
+    recon.emu.add_meter_event("api_calls", "cus_A", 50, timestamp=MARCH_START + 3600)
+    _settle(recon)
+    result = recon.run(expect_success=False)
+
+    cells, rows, _ = _html_text(recon.reports / "reconciliation-2025-03.html")
+    assert rows == 1 + 3                               # header + the 3 most urgent of 7
+    assert cells[12:15] == ["acme", "cus_A", "api_calls"] and "drift" in cells[12:24]  # the drift leads
+    text = (recon.reports / "reconciliation-2025-03.html").read_text()
+    assert "The 3 most urgent of 7 counters" in text and "reconciliation-2025-03.csv" in text
+    csv_lines = (recon.reports / "reconciliation-2025-03.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 7 and sum(",unmapped," in line for line in csv_lines) == 6
+    assert "7 counter(s)" in recon.metadata(result)["summary"]
+
+
+def test_without_a_key_mapped_counters_are_stripe_errors_and_nothing_is_read(recon, monkeypatch):
+    recon.push.usage(5)
+    recon.push.usage(3, customer="ext-1")
+    monkeypatch.delenv("STRIPE_API_KEY")
+    requests_before = len(recon.emu.requests())
+    result = recon.run(with_push=False)
+
+    rows = recon.by_counter()
+    assert rows[("cus_A", "api_calls")]["status"] == "stripe_error"
+    assert rows[("cus_A", "api_calls")]["cause"] == ("Stripe summaries call failed: no Stripe key of mode 'live' "
+                                                    "is configured")
+    assert rows[("cus_A", "api_calls")]["local_total"] == 5 and rows[("cus_A", "api_calls")]["stripe_total"] is None
+    assert rows[("ext-1", "api_calls")]["status"] == "unmapped"
+    assert len(recon.emu.requests()) == requests_before and recon.metadata(result)["stripe_summary_calls"] == 0
