@@ -102,3 +102,13 @@ CREATE OR REPLACE TEMP MACRO sm_json_text(j) AS (
         ELSE substr(j, 2, length(j) - 2)
     END
 );
+
+-- The same kinds from a json_type (the typed JSONL reader's fields); numbers
+-- too large for 64 bits keep their text and are typed DOUBLE.
+CREATE OR REPLACE TEMP MACRO sm_json_type_kind(t) AS (
+    CASE t
+        WHEN 'VARCHAR' THEN 'string' WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array'
+        WHEN 'BOOLEAN' THEN 'boolean' WHEN 'NULL' THEN 'null'
+        ELSE CASE WHEN t IS NOT NULL THEN 'number' END
+    END
+);

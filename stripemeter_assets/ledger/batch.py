@@ -113,6 +113,8 @@ def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[s
             try:
                 if stage_clean_file(conn, local, file.format, file_seq):
                     reader = "typed"
+                    if file.format in FIRST_ROW:
+                        _number_rows(conn, file_seq, FIRST_ROW[file.format])
                 else:
                     _stage_rows(conn, local, file.format, file_seq)
             except _OUR_BUGS:
@@ -136,15 +138,17 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     for file in files:
         _stage_file(conn, file, seen)
 
+    # The batch's events are the ledger's tail, from its first file's seq on.
+    [(first_seq,)] = conn.execute("SELECT coalesce(min(file_seq), 0) << 32 FROM batch_files").fetchall()
     with transaction(conn):
         run_script(conn, "ledger/verdicts.sql")
         run_script(conn, "ledger/append.sql", batch_id=batch_id, now=naive_now)
-        run_script(conn, "ledger/late_events.sql", batch_id=batch_id, now=naive_now,
+        run_script(conn, "ledger/late_events.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now,
                    default_lateness_us=default_lateness_us(config))
-        days = query(conn, "ledger/batch_summary.sql", batch_id=batch_id)
+        days = query(conn, "ledger/batch_summary.sql", batch_id=batch_id, first_seq=first_seq)
         conn.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, false, ?)",
                      [batch_id, [d["day"] for d in days], batch_id, naive_now])
-        run_script(conn, "ledger/watermarks.sql", batch_id=batch_id, now=naive_now)
+        run_script(conn, "ledger/watermarks.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now)
         run_script(conn, "ledger/rejected.sql", batch_id=batch_id, now=naive_now)
         late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
         rows = conn.execute(

@@ -1,4 +1,4 @@
-"""The typed fast path for Parquet: a file whose quantity and ts columns
+"""The typed fast paths. Parquet: a file whose quantity and ts columns
 already hold exact typed values is staged from those columns, without the
 text round trip and the raw row of the exact path (`formats.rows_sql`); any
 doubt sends the file to the exact path, so the ledger ends up with the same
@@ -15,11 +15,14 @@ in one transaction; if any row gets a quarantine reason, it is rolled back
 and the caller stages the file again through the exact path, which gives
 every reason, raw text and row number.
 
-JSONL was tried too (pyarrow's multi-threaded JSON reader with exact
-DECIMAL(38,9) quantities, staged from Arrow): on 2 cores it staged 1M events
-in 4.0-4.3 s against 2.2-2.5 s for the exact path in the same runs, since
-pyarrow's parse costs what DuckDB's line read and JSON extraction cost and
-the checks that keep its row numbers exact come on top; it was dropped.
+JSONL (uncompressed) goes through DuckDB's multi-threaded JSON reader,
+which parses each line once into typed values (the exact path reads each
+line as text, then extracts its fields and takes them apart), when a first
+scan of the lines (`sql/ledger/jsonl_doubts.sql`) finds none that the reader
+could read differently; its rows are numbered by position like the exact
+path's, after a check that there is one per line. pyarrow's JSON reader was
+tried before: on 2 cores it staged 1M events in 4.0-4.3 s against 2.2-2.5 s
+for the exact path of then, and was dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import re
 
 import duckdb
 
-from stripemeter_assets.ledger.formats import FIELDS, columns_for
+from stripemeter_assets.ledger.formats import FIELDS, MAX_LINE_BYTES, RECORD_SEPARATOR, columns_for
 from stripemeter_assets.warehouse import ident, literal, render_sql
 
 _INTEGERS = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
@@ -42,22 +45,44 @@ class NotClean(Exception):
 def stage_clean_file(conn: duckdb.DuckDBPyConnection, local: str, fmt: str, file_seq: int) -> bool:
     """Stages `local` through the typed path; False (nothing staged) when the
     file must go the exact path instead."""
-    if fmt != "parquet":
+    if fmt == "jsonl" and not local.lower().endswith(".gz"):
+        lines = _jsonl_lines(conn, local)
+        if lines is None:
+            return False
+        rows = render_sql("ledger/rows_jsonl_typed.sql", path=literal(local), max_line=str(MAX_LINE_BYTES))
+        quantity_value, ts_value = "sm_decimal(quantity)", "sm_timestamp(ts)"
+    elif fmt == "parquet":
+        lines = None
+    else:
         return False
     conn.execute("BEGIN TRANSACTION")
     try:
-        rows, quantity_value, ts_value = _parquet_rows(conn, local)
+        if fmt == "parquet":
+            rows, quantity_value, ts_value = _parquet_rows(conn, local)
         conn.execute(render_sql("ledger/validate.sql", rows=rows, raw_text="raw", file_seq=str(int(file_seq)),
                                 quantity_value=quantity_value, ts_value=ts_value))
-        [(bad,)] = conn.execute("SELECT count(*) FROM staged WHERE file_seq = ? AND reason IS NOT NULL",
-                                [file_seq]).fetchall()
+        [(total, bad)] = conn.execute("SELECT count(*), count(reason) FROM staged WHERE file_seq = ?",
+                                      [file_seq]).fetchall()
+        clean = bad == 0 and (lines is None or total == lines)
     except (NotClean, duckdb.ConversionException, duckdb.InvalidInputException, duckdb.IOException):
-        bad = -1
+        clean = False
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT" if bad == 0 else "ROLLBACK")
-    return bad == 0
+    conn.execute("COMMIT" if clean else "ROLLBACK")
+    return clean
+
+
+def _jsonl_lines(conn: duckdb.DuckDBPyConnection, path: str) -> int | None:
+    """The number of lines of a JSONL file whose rows DuckDB's JSON reader
+    gives exactly, else None."""
+    sql = render_sql("ledger/jsonl_doubts.sql", path=literal(path), delim=literal(RECORD_SEPARATOR),
+                     max_line=str(MAX_LINE_BYTES))
+    try:
+        [(lines, doubtful)] = conn.execute(sql).fetchall()
+    except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.IOException):
+        return None
+    return lines if not doubtful else None
 
 
 def _parquet_rows(conn: duckdb.DuckDBPyConnection, path: str) -> tuple[str, str, str]:

@@ -130,3 +130,70 @@ def _parquet_text(path, rows):
 
 
 
+# JSONL lines the typed path reads (DuckDB's JSON reader): numbers of every
+# shape up to 15 characters, escapes, meta objects, null and absent fields.
+CLEAN_JSONL = [
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_A","quantity":0.1,"ts":"2025-03-10T10:00:00Z"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_A","quantity":3.10,"ts":"2025-03-10T10:00:01Z",'
+    '"idempotencyKey":"k1","meta":{"a":[1,2.50,"x"],"b":{"c":null}}}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_B","quantity":1e-3,"ts":"2025-03-10T10:00:02+02:00"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_B","quantity":25E2,"ts":"2025-03-10 10:00:03"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_B","quantity":123456789012345,"ts":"2025-03-10T10:00:04Z"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_C","quantity":"1.500000000000","ts":"2025-03-10T10:00:05Z"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_C","quantity":"99999999999999999999999999999.999999999",'
+    '"ts":"2025-03-10T10:00:06Z","idempotencyKey":null,"resourceId":null,"meta":null}',
+    '{"tenantId":"caf\\u00e9 \\"x\\"","metric":"api_calls","customerRef":"cus_\\u4e2d","quantity":12345.6789012,'
+    '"ts":"2025-03-10T10:00:07.123456Z","resourceId":"r1","idempotencyKey":""}',
+    '  {"tenantId":"acme","metric":"credits","customerRef":"cus_D","quantity":-3.25,"ts":"2025-03-10T10:00:08Z",'
+    '"extra":{"quantity":"ignored"}}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_A","quantity":0.1,"ts":"2025-03-10T10:00:00Z"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_A","quantity":3.1,"ts":"2025-03-10T10:00:01Z",'
+    '"idempotencyKey":"k1"}',
+    '{"tenantId":"acme","metric":"api_calls","customerRef":"cus_Z","quantity":4,"ts":"2025-03-10T10:00:01Z",'
+    '"idempotencyKey":"k1"}',
+]
+
+
+def test_clean_jsonl_loads_through_the_typed_path_with_the_exact_paths_rows(env, monkeypatch):
+    env.drop_jsonl("a.jsonl", CLEAN_JSONL)  # the last three: a duplicate, a duplicate key, a conflict
+    env.drop_jsonl("b.jsonl", [event(quantity=str(n % 13), ts=f"2025-03-10T{n % 24:02d}:00:00Z", idempotencyKey=f"b{n}")
+                               for n in range(20_000)])
+    readers, fast, exact = both_ways(env, monkeypatch)
+    assert readers == {"a.jsonl": "typed", "b.jsonl": "typed"}
+    assert fast == exact
+    assert [(n, r) for _, n, r, *_ in fast[1]] == [(12, "idempotency_conflict")]
+    assert len(fast[0]) == 9 + 20_000
+
+
+def test_jsonl_with_one_bad_row_deep_inside_loads_through_the_exact_path(env, monkeypatch):
+    lines = [json.dumps(event(customer=f"c-{n}", quantity=n % 97 / 10, idempotencyKey=f"j{n}")) for n in range(30_000)]
+    lines[27_123] = lines[27_123].replace('"quantity": ', '"quantity": "x')  # not JSON any more
+    lines[28_000] = json.dumps(event(quantity=-1))
+    env.drop_jsonl("a.jsonl", lines)
+    readers, fast, exact = both_ways(env, monkeypatch)
+    assert readers == {"a.jsonl": "exact"}
+    assert fast == exact
+    assert [(n, r) for _, n, r, *_ in fast[1]] == [(27_124, "invalid_json"), (28_001, "negative_quantity")]
+    assert fast[1][0][4] == lines[27_123]  # the exact path's raw line
+    assert len(fast[0]) == 30_000 - 2
+
+
+@pytest.mark.parametrize("text", [
+    # a number the reader would keep as a different decimal (its double's shortest text)
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":12345678901234567.5,"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":0.1000000000000000001,"ts":"2025-03-10T10:00:00Z"}\n',
+    # a key spelled with an escape; the exact path finds no "quantity" token
+    '{"tenantId":"a","metric":"m","customerRef":"c","quan\\u0074ity":1.5,"ts":"2025-03-10T10:00:00Z"}\n',
+    # lines the JSON reader does not count as rows
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z"}\n\n'
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":2,"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z"}\r\n'
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":2,"ts":"2025-03-10T10:00:00Z","x":"\x1e"}\r\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z","quantity":2}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c",\n"quantity":1,"ts":"2025-03-10T10:00:00Z"}\n',
+])
+def test_a_jsonl_line_the_json_reader_could_read_differently_gives_what_the_exact_path_gives(env, monkeypatch, text):
+    (env.landing / "a.jsonl").write_bytes(text.encode())
+    readers, fast, exact = both_ways(env, monkeypatch)
+    assert readers == {"a.jsonl": "exact"}
+    assert fast == exact

@@ -1,0 +1,16 @@
+-- Whether DuckDB's JSON reader (rows_jsonl_typed.sql) would give a JSONL
+-- file's rows exactly as the exact path reads them: its line count (the
+-- exact path numbers blank lines too, which the JSON reader skips) and the
+-- lines that could read differently: a "quantity" number of more than 15
+-- characters (the reader keeps only its double's shortest text, which is the
+-- written decimal whenever it has at most 15 digits), an escaped ASCII letter
+-- (a key could spell "quantity" that way and escape the exact path's token
+-- search). A record separator or invalid UTF-8 makes
+-- this reader fail, as it makes the exact path's; a repeated key makes the
+-- JSON reader fail. Params: {{path}}, {{delim}}, {{max_line}}.
+SELECT count(*) AS lines,
+       count(*) FILTER (WHERE regexp_matches(raw, '"quantity"\s*:\s*-?[0-9][0-9.eE+-]{15}')
+                           OR (contains(raw, '\u00') AND regexp_matches(raw, '\\u00[4-7]'))) AS doubtful
+FROM read_csv({{path}}, columns = {'raw': 'VARCHAR'}, header = false,
+              delim = {{delim}}, quote = '', escape = '', auto_detect = false,
+              max_line_size = {{max_line}})
