@@ -156,11 +156,19 @@ def utc(value: datetime | str) -> datetime:
 
 def naive(ts: datetime) -> datetime:
     """UTC wall time without tzinfo, as the warehouse holds it."""
-    return utc(ts).replace(tzinfo=None)
+    if ts.tzinfo is None:  # already: the warehouse's own values, on every counter a push plans
+        return ts
+    return ts.astimezone(UTC).replace(tzinfo=None)
 
 
 def epoch(ts: datetime) -> int:
-    return int(utc(ts).timestamp())
+    if ts.tzinfo is None:
+        return int((ts - _EPOCH) / _SECOND)  # truncated, as int(timestamp()) is
+    return int(ts.timestamp())
+
+
+_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
 
 
 def midnight(ts: datetime) -> datetime:

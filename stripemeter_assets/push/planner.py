@@ -239,13 +239,10 @@ class _Planner:
                 return None, False
         return ts, False
 
-    def counter(self, row: CounterRow) -> None:
-        target = self.mapping.target(row.tenant_id, row.metric, row.customer_ref)
-        if target is None:
+    def counter(self, row: CounterRow, target: Target | None, key: CounterKey | None) -> None:
+        if target is None or key is None:
             self.plan.unmapped.append((row.tenant_id, row.metric, row.customer_ref))
             return
-        key = CounterKey(target.account, mode_for(target, self.keys), row.tenant_id, row.customer_ref, row.metric,
-                         naive(row.period_start))
         scale = self.config.metric(row.metric).unit_scale
         closed = self.grace.is_closed(row.tenant_id, row.metric, naive(row.period_end), self.now)
         # A closed period keeps its total at close; later changes are carried forward.
@@ -321,10 +318,12 @@ def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_
     seen: set[CounterKey] = set()
     for row in counters:
         target = mapping.target(row.tenant_id, row.metric, row.customer_ref)
+        key = None
         if target is not None:
-            seen.add(CounterKey(target.account, mode_for(target, keys), row.tenant_id, row.customer_ref, row.metric,
-                                naive(row.period_start)))
-        planner.counter(row)
+            key = CounterKey(target.account, mode_for(target, keys), row.tenant_id, row.customer_ref, row.metric,
+                             naive(row.period_start))
+            seen.add(key)
+        planner.counter(row, target, key)
     wanted = {naive(p) for p in periods} if periods is not None else None
     for key in sorted(states, key=lambda k: (k.period_start, k.tenant_id, k.metric, k.customer_ref, k.account)):
         if key in seen or (wanted is not None and key.period_start not in wanted):
@@ -332,7 +331,7 @@ def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_
         target = mapping.target(key.tenant_id, key.metric, key.customer_ref)
         if target is None or (target.account, mode_for(target, keys)) != (key.account, key.mode):
             continue  # a push record of an earlier mapping: not this counter's target any more
-        planner.counter(vanished_counter(key, index, config))
+        planner.counter(vanished_counter(key, index, config), target, key)
     planner.carry_forwards(adjustments)
     return planner.plan
 
