@@ -33,18 +33,21 @@ def invoice_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehou
                            stripe: StripeResource) -> dg.MaterializeResult:
     window = context.partition_time_window
     now = settings.now()
-    with warehouse.connect() as conn:
-        rows, calls = reconcile_invoices(conn, warehouse.config(), start=window.start, end=window.end, now=now,
-                                         run_id=context.run_id, reader_for=reader_factory(stripe))
     label = f"{window.start:%Y-%m-%d}" if (window.end - window.start).days <= 1 else \
         f"{window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}"
-    html_path = report.write_html(rows, settings.reports_dir() / f"invoice-reconciliation-{label}.html", label=label,
-                                  checked_at=now)
-    totals = report.totals_at_stake(rows)
+    run_id = context.run_id
+    with warehouse.connect() as conn:
+        calls = reconcile_invoices(conn, warehouse.config(), start=window.start, end=window.end, now=now,
+                                   run_id=run_id, reader_for=reader_factory(stripe))
+        html_path = report.write_html(conn, run_id, settings.reports_dir() / f"invoice-reconciliation-{label}.html",
+                                      label=label, checked_at=now)
+        totals = report.totals_at_stake(conn, run_id)
+        summary = report.markdown_summary(conn, run_id, label=label)
+        by_status = report.counts(conn, run_id)
     return dg.MaterializeResult(metadata={
-        "summary": dg.MetadataValue.md(scrub(report.markdown_summary(rows, label=label))),
+        "summary": dg.MetadataValue.md(scrub(summary)),
         "money_at_stake": dg.MetadataValue.json({c: str(v) for c, v in totals.items()}),
-        **{f"rows_{s}": sum(1 for r in rows if r.status == s) for s in ("ok", *AT_RISK, "pending")},
+        **{f"rows_{s}": by_status[s] for s in ("ok", *AT_RISK, "pending")},
         "stripe_calls": calls,
         "report": dg.MetadataValue.path(str(html_path)),
     })

@@ -25,6 +25,7 @@ NO_SUBSCRIPTION = "no_subscription"
 PENDING = "pending"
 STATUSES = (OK, INVOICE_DRIFT, NOT_INVOICED, NO_SUBSCRIPTION, PENDING)
 AT_RISK = (INVOICE_DRIFT, NOT_INVOICED, NO_SUBSCRIPTION)
+NO_PRICE_CAUSE = "no subscription item on the meter's price, and no metered price to value the usage"
 
 
 @dataclass
@@ -97,7 +98,7 @@ def no_subscription(row: Row, price: dict[str, Any] | None) -> Row:
     records the usage and bills nobody. Money at stake is the usage on the meter's price."""
     row.status = NO_SUBSCRIPTION
     if price is None:
-        row.cause = "no subscription item on the meter's price, and no metered price to value the usage"
+        row.cause = NO_PRICE_CAUSE
         return row
     row.currency = str(price["currency"]).upper()
     row.local_amount = local_amount(price, row.local_total)

@@ -14,16 +14,13 @@ import duckdb
 import pyarrow as pa
 
 from stripemeter_assets.periods.build import ReaderFactory
-from stripemeter_assets.periods.close import Grace
 from stripemeter_assets.periods.lookup import period_starts
 from stripemeter_assets.periods.stripe_read import InvoiceLine
-from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import KeyStatus, key_mode, read_key
 from stripemeter_assets.push.mapping import PLATFORM
-from stripemeter_assets.push.planner import CounterKey, mode_for, scaled
-from stripemeter_assets.settings import naive
-from stripemeter_assets.settings import Config
-from stripemeter_assets.warehouse import run_script, transaction
+from stripemeter_assets.reconcile import frame
+from stripemeter_assets.settings import Config, naive
+from stripemeter_assets.warehouse import query, run_script, transaction
 
 from . import compare
 from .compare import Row
@@ -40,34 +37,30 @@ _Q = Decimal("0.000000001")
 
 
 def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start: datetime, end: datetime,
-                       now: datetime, run_id: str, reader_for: ReaderFactory) -> tuple[list[Row], int]:
+                       now: datetime, run_id: str, reader_for: ReaderFactory) -> int:
     """Rows for every mapped counter of the periods overlapping [start, end); replaces them in
-    `invoice_reconciliation`. Returns the rows and the number of Stripe calls."""
+    `invoice_reconciliation` (this run's rows carry `run_id`). Returns the number of Stripe calls.
+
+    The counters come from the meter reconciliation's frame (`reconcile.frame`: the same local
+    totals, in SQL); only those with an invoice line or a price to compare become Python rows."""
     now = naive(now)
-    mapping = config.stripe
-    grace = Grace(config)
     keys = KeyStatus.from_env()
     periods = period_starts(conn, start, end)
-    counters = outbox.load_counters(conn, periods)
-    states = outbox.load_states(conn, periods)
-    billing = {(t, m, c, s): (src, item, price, acct) for t, m, c, s, src, item, price, acct in conn.execute(
-        "SELECT tenant_id, metric, customer_ref, period_start, source, subscription_item, price, account "
-        "FROM billing_periods WHERE period_start IN (SELECT unnest(?::TIMESTAMP[]))", [periods]).fetchall()}
+    conn.execute("CREATE OR REPLACE TEMP TABLE invoice_counters (tenant_id VARCHAR, customer_ref VARCHAR, "
+                 "metric VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, local_total HUGEINT, account VARCHAR, "
+                 "shadow BOOLEAN, event_name VARCHAR, source VARCHAR, subscription_item VARCHAR, price VARCHAR, "
+                 "price_account VARCHAR)")
+    for period in periods:
+        frame.build(conn, config, keys, period, now)
+        run_script(conn, "invoices/counters.sql")
     prices = {(a, p): json.loads(body) for a, p, body in conn.execute(
         "SELECT account, price, body FROM billing_prices").fetchall()}
-    in_flight = {tuple(r) for r in conn.execute(
-        "SELECT DISTINCT tenant_id, customer_ref, metric, period_start FROM stripe_pushes WHERE status = 'pending'"
-    ).fetchall()}
-    last_ack = {(t, c, m, s): a for t, c, m, s, a in conn.execute(
-        "SELECT tenant_id, customer_ref, metric, period_start, max(acked_at) FROM stripe_pushes "
-        "WHERE acked_at IS NOT NULL GROUP BY ALL").fetchall()}
 
     # What each account's Stripe says: invoice lines, and previews of the open periods.
     wanted: dict[tuple[bool, str], set[str]] = defaultdict(set)
-    for c in counters:
-        target = mapping.target(c.tenant_id, c.metric, c.customer_ref)
-        if target is not None:
-            wanted[(target.shadow, target.account)].add(target.event_name)
+    for shadow, account, event_name in conn.execute(
+            "SELECT DISTINCT shadow, account, event_name FROM invoice_counters").fetchall():
+        wanted[(shadow, account)].add(event_name)
     lines: dict[tuple[str, datetime], InvoiceLine] = {}
     meter_price: dict[tuple[str, str], dict[str, Any]] = {}
     calls = 0
@@ -94,32 +87,27 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
                     lines.setdefault((line.subscription_item, line.period_start), line)
         calls += reader.calls
 
-    rows = []
-    for c in counters:
-        target = mapping.target(c.tenant_id, c.metric, c.customer_ref)
-        if target is None:
-            continue  # unmapped: the meter reconciliation reports it
-        scale = config.metric(c.metric).unit_scale
-        closed = grace.is_closed(c.tenant_id, c.metric, naive(c.period_end), now)
-        value = Decimal(c.value) - (Decimal(c.since_close) if closed else 0)
-        state = states.get(CounterKey(target.account, mode_for(target, keys), c.tenant_id, c.customer_ref, c.metric,
-                                      naive(c.period_start)))
-        local = Decimal(scaled(value, scale) + (state.carried_in if state else 0))
-        src, item, price_id, account = billing.get((c.tenant_id, c.metric, c.customer_ref, naive(c.period_start)),
-                                                   ("calendar", None, None, target.account))
-        row = Row(c.tenant_id, c.customer_ref, c.metric, item, naive(c.period_start), naive(c.period_end), local)
-        counter = (c.tenant_id, c.customer_ref, c.metric, naive(c.period_start))
-        if src != "stripe":
-            compare.no_subscription(row, meter_price.get((target.account, target.event_name)))
-        else:
-            line = lines.get((item, naive(c.period_start)))
-            finalized = line.finalized_at if line is not None else None
-            acked = last_ack.get(counter)
-            compare.compare(row, prices.get((account, price_id)), line, in_flight=counter in in_flight,
-                            acked_after_finalization=bool(finalized and acked and acked >= finalized))
-        rows.append(row)
-    _write(conn, rows, periods, now, run_id)
-    return rows, calls
+    conn.register("meter_prices", pa.table({"account": [a for a, _ in meter_price],
+                                            "event_name": [e for _, e in meter_price]},
+                                           schema=pa.schema([("account", pa.string()), ("event_name", pa.string())])))
+    try:
+        rows = []
+        for c in query(conn, "invoices/rows.sql"):
+            row = Row(c["tenant_id"], c["customer_ref"], c["metric"], c["subscription_item"], c["period_start"],
+                      c["period_end"], Decimal(c["local_total"]))
+            if c["source"] != "stripe":
+                compare.no_subscription(row, meter_price.get((c["account"], c["event_name"])))
+            else:
+                line = lines.get((c["subscription_item"], c["period_start"]))
+                finalized = line.finalized_at if line is not None else None
+                acked = c["last_acked_at"]
+                compare.compare(row, prices.get((c["price_account"], c["price"])), line, in_flight=c["pending"],
+                                acked_after_finalization=bool(finalized and acked and acked >= finalized))
+            rows.append(row)
+        _write(conn, rows, periods, now, run_id)
+    finally:
+        conn.unregister("meter_prices")
+    return calls
 
 
 def _dec(v: Decimal | None) -> Decimal | None:
@@ -139,6 +127,7 @@ def _write(conn: duckdb.DuckDBPyConnection, rows: list[Row], periods: list[datet
     conn.register("new_invoice_rows", table)
     try:
         with transaction(conn):
-            run_script(conn, "invoices/replace.sql", periods=periods)
+            run_script(conn, "invoices/replace.sql", periods=periods, no_price_cause=compare.NO_PRICE_CAUSE, now=now,
+                       run_id=run_id)
     finally:
         conn.unregister("new_invoice_rows")
