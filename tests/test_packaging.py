@@ -1,5 +1,6 @@
 """The wheel is what a container installs: it must hold every SQL file, the
-bundled defaults and every package, and run the demo outside the checkout."""
+bundled defaults and every package, and run the demo outside the checkout
+(the one end-to-end run of `stripemeter demo` in the suite)."""
 
 import os
 import site
@@ -9,8 +10,10 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from stripemeter_assets import settings
 from tests import REPO_ROOT
 
 
@@ -57,10 +60,21 @@ def test_the_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path)
     assert where.startswith(purelib), where
     demo = subprocess.run([str(py), "-m", "stripemeter_assets.cli.commands", "demo"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=600)
+    # The demo (what `make demo` runs) end to end: the pipeline ran, pushed to the bundled emulator and
+    # reconciled, and no key reached the output.
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "FAILED" not in demo.stdout
-    assert (work / "data" / "config" / "stripemeter.yaml").exists()
+    assert "generated 8 sample landing files" in demo.stdout
+    assert (work / "data" / "config" / "stripemeter.yaml").read_text() == settings.bundled("stripemeter.yaml")
     assert (work / "data" / "warehouse.duckdb").exists()
     assert any((work / "data" / "reports").iterdir())
+    accepted = int(demo.stdout.split("the emulator accepted ")[1].split()[0])
+    assert accepted > 0
+    con = duckdb.connect(str(work / "data" / "analytics.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM stripe_pushes WHERE status = 'acknowledged'").fetchone()[0] == accepted
+    statuses = dict(con.execute("SELECT status, count(*) FROM reconciliation GROUP BY ALL").fetchall())
+    # Just pushed: Stripe's summaries are trusted only after stripe.summary_settle_minutes (60 min).
+    assert statuses.get("pending", 0) > 0 and "drift" not in statuses and "stripe_error" not in statuses
+    assert "sk_test_stripemeter" not in demo.stdout + demo.stderr
     assert not (REPO_ROOT / "data" / "warehouse.duckdb").exists() or \
         (REPO_ROOT / "data" / "warehouse.duckdb").stat().st_mtime < (work / "data" / "warehouse.duckdb").stat().st_mtime

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import duckdb
 
-from stripemeter_assets import settings
 from stripemeter_assets.stripe_emulator import EmulatorServer
 from tests.conftest import BASE_CONFIG, NOW, event
 
@@ -18,23 +17,6 @@ STRIPEMETER = str(Path(sys.executable).parent / "stripemeter")
 def _run(args, env_overrides, timeout=300):
     env = {**os.environ, **env_overrides}
     return subprocess.run([STRIPEMETER, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def test_demo_runs_the_pipeline_and_pushes_to_the_bundled_emulator(env):
-    sample_config = env.root / "fresh" / "stripemeter.yaml"  # absent: the demo writes the bundled sample
-    result = _run(["demo"], {"STRIPEMETER_NOW": "", "STRIPEMETER_CONFIG": str(sample_config)})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert sample_config.read_text() == settings.bundled("stripemeter.yaml")
-    assert "generated 8 sample landing files" in result.stdout
-    assert "FAILED" not in result.stdout
-    accepted = int(result.stdout.split("the emulator accepted ")[1].split()[0])
-    assert accepted > 0
-    con = duckdb.connect(str(env.root / "analytics.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM stripe_pushes WHERE status = 'acknowledged'").fetchone()[0] == accepted
-    statuses = dict(con.execute("SELECT status, count(*) FROM reconciliation GROUP BY ALL").fetchall())
-    # Just pushed: Stripe's summaries are trusted only after stripe.summary_settle_minutes (60 min).
-    assert statuses.get("pending", 0) > 0 and "drift" not in statuses and "stripe_error" not in statuses
-    assert "sk_test_stripemeter" not in result.stdout + result.stderr
 
 
 def test_catch_up_exits_non_zero_when_a_run_fails(env):
