@@ -1,9 +1,9 @@
 -- Every counter of the period $period_start as a reconciliation row before
 -- Stripe is read (TEMP recon_frame), from TEMP tables built by
 -- reconcile/frame.py: recon_counters (push/counters.sql plus the vanished
--- counters), recon_meters (per (tenant, metric): the meter mapping, account,
--- mode, unit scale, grace period and `no_read`, why no summary can be read)
--- and recon_customers (customer_ref -> Stripe customer).
+-- counters), counter_meters and counter_customers (push/targets.py: each
+-- counter's Stripe target) and recon_reads (per mode: `no_read`, why no
+-- summary can be read).
 --
 -- Totals are in Stripe's units: floor(unit_scale × value), the total at
 -- close for a closed period (now >= sm_closes_at), plus what closed periods
@@ -15,20 +15,21 @@
 CREATE OR REPLACE TEMP TABLE recon_frame AS
 WITH c AS (
     SELECT c.tenant_id, c.customer_ref, c.metric, c.period_start, c.period_end, c.aggregation,
-           c.value AS local_value, m.unit_scale, m.event_name, m.meter_id, m.shadow, m.no_read,
+           c.value AS local_value, m.unit_scale, m.event_name, m.meter_id, m.shadow, rd.no_read,
            CASE WHEN c.aggregation IN (SELECT unnest($sum_aggregations::VARCHAR[])) THEN 'sum' ELSE 'last' END
                AS meter_formula,
            CASE WHEN m.event_name IS NOT NULL THEN cu.stripe_customer END AS stripe_customer,
            CAST(floor((c.value - CASE WHEN $now::TIMESTAMP >= sm_closes_at(c.period_end, m.grace_us)
                                       THEN c.since_close ELSE 0 END) * m.unit_scale) AS HUGEINT) AS scaled_total
     FROM recon_counters c
-    JOIN recon_meters m USING (tenant_id, metric)
-    LEFT JOIN recon_customers cu USING (customer_ref)
+    JOIN counter_meters m USING (tenant_id, metric)
+    LEFT JOIN counter_customers cu USING (customer_ref)
+    LEFT JOIN recon_reads rd ON rd.mode = m.mode AND rd.shadow = m.shadow
 ), mapped AS (
     SELECT c.*,
            CASE WHEN c.stripe_customer IS NOT NULL THEN m.account END AS account,
            CASE WHEN c.stripe_customer IS NOT NULL THEN m.mode END AS mode
-    FROM c JOIN recon_meters m USING (tenant_id, metric)
+    FROM c JOIN counter_meters m USING (tenant_id, metric)
 ), pushes AS (
     SELECT account, mode, tenant_id, customer_ref, metric,
            count(*) FILTER (WHERE status = 'pending') AS pending_intents,

@@ -21,8 +21,11 @@ from stripemeter_assets.push.planner import (
     Plan,
     PushState,
 )
-from stripemeter_assets.settings import naive
-from stripemeter_assets.warehouse import query, run_script, temp_table_from_rows
+from stripemeter_assets.push import targets
+from stripemeter_assets.push.client import KeyStatus
+from stripemeter_assets.push.mapping import SUM_AGGREGATIONS
+from stripemeter_assets.settings import Config, naive
+from stripemeter_assets.warehouse import create_temp_table, ident, query, render_sql, run_script, temp_table_from_rows
 
 _INTENT_SCHEMA = pa.schema([
     ("identifier", pa.string()), ("account", pa.string()), ("mode", pa.string()), ("shadow", pa.bool_()),
@@ -65,8 +68,24 @@ def _key(row: dict[str, Any]) -> CounterKey:
                       row["period_start"])
 
 
-def load_counters(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> list[CounterRow]:
-    return [CounterRow(**r) for r in query(conn, "push/counters.sql", periods=[naive(p) for p in periods])]
+def load_counters_to_plan(conn: duckdb.DuckDBPyConnection, config: Config, keys: KeyStatus,
+                          periods: list[datetime], now: datetime) -> tuple[list[CounterRow], list[CounterKey]]:
+    """The counters of `periods` the planner must look at (every one but those provably in step
+    with Stripe: `push/plan_counters.sql`), and the keys of their vanished push records.
+    Needs TEMP push_in_flight (`load_in_flight`)."""
+    periods = [naive(p) for p in periods]
+    create_temp_table(conn, "push_counters", "push/counters.sql", periods=periods)
+    targets.load(conn, config, keys, "push_counters")
+    run_script(conn, "periods/macros.sql")
+    counters = [CounterRow(**r) for r in query(conn, "push/plan_counters.sql", now=naive(now),
+                                                 sum_aggregations=list(SUM_AGGREGATIONS))]
+    return counters, load_vanished(conn, "push_counters", periods)
+
+
+def load_vanished(conn: duckdb.DuckDBPyConnection, counters: str, periods: list[datetime]) -> list[CounterKey]:
+    """Keys of the push records of `periods` whose counter has no row in TEMP table `counters`."""
+    stmt = render_sql("push/vanished.sql", counters=ident(counters))
+    return [CounterKey(*r) for r in conn.execute(stmt, {"periods": [naive(p) for p in periods]}).fetchall()]
 
 
 def load_states(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> dict[CounterKey, PushState]:
@@ -78,8 +97,12 @@ def load_states(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> dic
 
 
 def load_in_flight(conn: duckdb.DuckDBPyConnection) -> dict[CounterKey, InFlight]:
+    """Pending intents per counter, also kept as TEMP push_in_flight."""
+    create_temp_table(conn, "push_in_flight", "push/in_flight.sql")
+    cur = conn.execute("SELECT * FROM push_in_flight")
+    cols = [d[0] for d in cur.description]
     return {_key(r): InFlight(r["delta_sum"], r["carry_sum"], r["latest_value"], r["max_ts"], r["max_revision"])
-            for r in query(conn, "push/in_flight.sql")}
+            for r in (dict(zip(cols, row)) for row in cur.fetchall())}
 
 
 def load_open_adjustments(conn: duckdb.DuckDBPyConnection) -> list[OpenAdjustment]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -309,25 +310,19 @@ class _Planner:
 
 def plan(*, counters: list[CounterRow], states: dict[CounterKey, PushState], in_flight: dict[CounterKey, InFlight],
          adjustments: list[OpenAdjustment], config: Config, mapping: StripeMapping, keys: KeyStatus,
-         now: datetime, dry_run: bool = False, periods: list[datetime] | None = None,
+         now: datetime, dry_run: bool = False, vanished: Iterable[CounterKey] = (),
          period_index: PeriodIndex | None = None) -> Plan:
-    """The intents for `counters` (plus counters that vanished since their
-    last push, found through `states`) and for the open carry-forwards."""
+    """The intents for `counters`, for the counters of the `vanished` push
+    records (no period_usage row any more: they count zero) and for the open
+    carry-forwards."""
     index = period_index or PeriodIndex()
     planner = _Planner(config, mapping, keys, now, dry_run, states, in_flight, index)
-    seen: set[CounterKey] = set()
     for row in counters:
         target = mapping.target(row.tenant_id, row.metric, row.customer_ref)
-        key = None
-        if target is not None:
-            key = CounterKey(target.account, mode_for(target, keys), row.tenant_id, row.customer_ref, row.metric,
-                             naive(row.period_start))
-            seen.add(key)
+        key = None if target is None else CounterKey(target.account, mode_for(target, keys), row.tenant_id,
+                                                     row.customer_ref, row.metric, naive(row.period_start))
         planner.counter(row, target, key)
-    wanted = {naive(p) for p in periods} if periods is not None else None
-    for key in sorted(states, key=lambda k: (k.period_start, k.tenant_id, k.metric, k.customer_ref, k.account)):
-        if key in seen or (wanted is not None and key.period_start not in wanted):
-            continue
+    for key in vanished:
         target = mapping.target(key.tenant_id, key.metric, key.customer_ref)
         if target is None or (target.account, mode_for(target, keys)) != (key.account, key.mode):
             continue  # a push record of an earlier mapping: not this counter's target any more

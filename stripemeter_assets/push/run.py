@@ -286,13 +286,14 @@ class _Run:
                       run_id: str) -> None:
         index = PeriodIndex.load(self.conn)
         with transaction(self.conn):
+            in_flight = outbox.load_in_flight(self.conn)
+            counters, vanished = outbox.load_counters_to_plan(self.conn, config, keys, periods, self.now)
             plan = planner.plan(
-                counters=outbox.load_counters(self.conn, periods),
+                counters=counters,
                 states=outbox.load_states(self.conn, sorted({*map(naive, periods), *index.open_starts(self.now)})),
-                in_flight=outbox.load_in_flight(self.conn),
-                adjustments=outbox.load_open_adjustments(self.conn),
+                in_flight=in_flight, adjustments=outbox.load_open_adjustments(self.conn),
                 config=config, mapping=mapping, keys=keys, now=self.now, dry_run=self.options.dry_run,
-                periods=periods, period_index=index)
+                vanished=vanished, period_index=index)
             outbox.write_plan(self.conn, plan, periods=periods, now=self.now, run_id=run_id)
         r = self.report
         r.planned = plan.count("planned")
