@@ -1,5 +1,5 @@
 -- The cost of every line of `projection_lines` (price_id; unit_scale, 0 for a
--- config price; unit_limit; q9: the quantity in 1e-9 units, >= 0) under the
+-- config price; q9: the quantity in 1e-9 units, >= 0) under the
 -- terms of `projection_prices` and `projection_bands` (built by
 -- stripemeter_assets/projection/price_terms.py), exactly as the pricing
 -- library's `price_line`: the units billed (floor(unit_scale × q) for a Stripe
@@ -11,7 +11,9 @@ CREATE OR REPLACE TEMP TABLE projection_line_costs AS
 WITH billed AS (
     SELECT l.price_id, l.unit_scale, l.q9,
            CASE WHEN l.unit_scale = 0 THEN l.q9
-                WHEN l.q9 <= l.unit_limit THEN sm_floor_div(l.q9 * l.unit_scale, 1000000000) * 1000000000
+                -- Within HUGEINT's range for any realistic quantity (< 1e20) and scale (< 1e9).
+                WHEN l.q9 < 100000000000000000000000000000 AND l.unit_scale < 1000000000
+                     THEN sm_floor_div(l.q9 * l.unit_scale, 1000000000) * 1000000000
            END AS u9
     FROM projection_lines l
 ), packaged AS (
@@ -32,9 +34,12 @@ WITH billed AS (
            CASE WHEN c.n9 <= c.n9_limit THEN coalesce(b.base_s + c.n9 * b.unit_s, 0) END AS amount
     FROM counted c
     LEFT JOIN projection_bands b ON b.price_id = c.price_id AND c.n9 > b.lo9 AND c.n9 <= b.hi9
+), limited AS (
+    -- (least and greatest skip NULLs: a line SQL cannot price must stay NULL, not take the minimum)
+    SELECT price_id, unit_scale, q9, div, step,
+           CASE WHEN amount IS NOT NULL THEN least(greatest(amount, min_s), max_s) + half END AS rounded_up
+    FROM charged
 )
 SELECT price_id, unit_scale, q9,
-       CASE WHEN amount IS NOT NULL  -- (least and greatest skip NULLs: a minimum is no cost for an unpriced line)
-            THEN (sm_floor_div(least(greatest(amount, min_s), max_s) + half, div)::DECIMAL(38, 0) * step)::DECIMAL(38, 4)
-       END AS cost
-FROM charged
+       (sm_floor_div(rounded_up, div)::DECIMAL(38, 0) * step)::DECIMAL(38, 4) AS cost
+FROM limited

@@ -10,3 +10,8 @@ CREATE OR REPLACE TEMP MACRO sm_settle_div(n, d, q) AS
 CREATE OR REPLACE TEMP MACRO sm_floor_div(n, d) AS
     CASE WHEN n::DOUBLE / d::DOUBLE < 1e15 THEN sm_settle_div(n, d, floor(n::DOUBLE / d::DOUBLE)::HUGEINT)
          ELSE n // d END;
+
+-- A counter is costed when it has a price and no negative usage (to date or
+-- projected); v9 and projected9 in 1e-9 units.
+CREATE OR REPLACE TEMP MACRO sm_priceable(price_id, v9, projected9) AS
+    price_id IS NOT NULL AND v9 >= 0 AND coalesce(projected9 >= 0, true);

@@ -75,7 +75,8 @@ def load_prices(conn: duckdb.DuckDBPyConnection, prices: Mapping[int, PriceConfi
 
 def price_lines(conn: duckdb.DuckDBPyConnection, prices: Mapping[int, PriceConfig]) -> None:
     """TEMP `projection_line_costs`: the cost of every line of `projection_lines` (price_id,
-    unit_scale (0: the quantity as is), unit_limit, q9), priced as `price_line` prices it."""
+    unit_scale (0: the quantity as is), q9: the quantity in 1e-9 units), priced as
+    `price_line` prices it."""
     run_script(conn, "projection/macros.sql")
     run_script(conn, "projection/line_costs.sql")
     rest = query(conn, "projection/unpriced_lines.sql")
@@ -98,11 +99,6 @@ def billed_units(quantity: Decimal, unit_scale: int) -> Decimal:
         return quantity
     with localcontext(EXACT):
         return (quantity * unit_scale).to_integral_value(rounding=ROUND_FLOOR)
-
-
-def unit_limit(unit_scale: int) -> int:
-    """The largest quantity (in 1e-9 units) whose billed units SQL computes in range."""
-    return LIMIT // unit_scale - 1
 
 
 def price_ids(configs: Iterable[PriceConfig]) -> dict[PriceConfig, int]:

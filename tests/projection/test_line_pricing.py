@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from stripemeter_assets.pricing import parse_price_config, price_line
 from stripemeter_assets.pricing.money import EXACT
-from stripemeter_assets.projection.price_terms import billed_units, load_prices, price_lines, unit_limit
+from stripemeter_assets.projection.price_terms import billed_units, load_prices, price_lines
 from stripemeter_assets.warehouse import temp_table_from_rows
 
 NANO = Decimal("1e-9")
@@ -106,12 +106,11 @@ def sql_costs(prices: dict, lines: list[tuple[int, int, Decimal]]) -> dict:
     conn = duckdb.connect()
     try:
         load_prices(conn, prices)
-        rows = [{"price_id": p, "unit_scale": s, "unit_limit": str(unit_limit(s)) if s else None, "q9": str(int(q.scaleb(9, EXACT)))}
-                for p, s, q in set(lines)]
+        rows = [{"price_id": p, "unit_scale": s, "q9": str(int(q.scaleb(9, EXACT)))} for p, s, q in set(lines)]
         temp_table_from_rows(conn, "lines_in", rows, pa.schema([
-            ("price_id", pa.int32()), ("unit_scale", pa.int64()), ("unit_limit", pa.string()), ("q9", pa.string())]))
+            ("price_id", pa.int32()), ("unit_scale", pa.int64()), ("q9", pa.string())]))
         conn.execute("CREATE TEMP TABLE projection_lines AS "
-                     "SELECT price_id, unit_scale, unit_limit::HUGEINT AS unit_limit, q9::HUGEINT AS q9 FROM lines_in")
+                     "SELECT price_id, unit_scale, q9::HUGEINT AS q9 FROM lines_in")
         price_lines(conn, prices)
         return {(p, s, Decimal(q).scaleb(-9, EXACT)): cost for p, s, q, cost in
                 conn.execute("SELECT price_id, unit_scale, q9::VARCHAR, cost FROM projection_line_costs").fetchall()}
