@@ -272,8 +272,9 @@ def main() -> None:
         Row(f"cost projection, {fmt_count(n)} counters, {runs['new'][0]['periods']} period starts: "
             f"per-counter Python (before)", f"{old_s:.2f} s ({old_s / n * 1e6:.1f} µs/counter)"),
         Row(f"cost projection, {fmt_count(n)} counters: set-based (now)",
-            f"{new_s:.2f} s ({new_s / n * 1e6:.1f} µs/counter)", f"at most {TARGET_S:g} s (500k)",
-            new_s <= TARGET_S * n / 500_000),
+            f"{new_s:.2f} s ({new_s / n * 1e6:.1f} µs/counter)", f"at most {TARGET_S:g} s at 500k",
+            # The target is set at 500k counters; a smaller run (run_all --quick) only reports.
+            new_s <= TARGET_S if n >= 500_000 else None),
         Row("speed-up (before / now)", f"{old_s / new_s:.1f}x"),
         Row("rows identical (every column, both ways; metadata fractions)",
             f"{'yes' if identical else 'NO'}: {rows:,} rows, {only_old} only before, {only_new} only now",
