@@ -20,6 +20,7 @@ Run: python bench/projection.py [--counters 500000] [--repeat 2]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from datetime import datetime
@@ -35,8 +36,8 @@ import pyarrow as pa  # noqa: E402
 
 import common  # noqa: E402
 from common import Row, fmt_count, fmt_s, log, worker  # noqa: E402
-from stripemeter_assets.periods.lookup import period_starts, subscription_prices  # noqa: E402
-from stripemeter_assets.pricing import price_line  # noqa: E402
+from stripemeter_assets.periods.lookup import period_starts  # noqa: E402
+from stripemeter_assets.pricing import ScenarioError, parse_price_config, price_line  # noqa: E402
 from stripemeter_assets.projection.costs import (  # noqa: E402
     NOTE_NEGATIVE, NOTE_TOO_EARLY, NOTE_TOO_LARGE, NOTE_UNPRICED, USAGE_LIMIT, config_price_book, project_usage,
     round_fraction)
@@ -86,8 +87,6 @@ STRIPE_PRICES = {
 
 def build(path: Path, counters: int) -> None:
     """The scratch warehouse: period_usage, billing_periods and billing_prices."""
-    import json
-
     metric_list = "[" + ", ".join(f"'{m}'" for m in METRICS) + "]"
     aggregations = "MAP {" + ", ".join(f"'{m}': '{a}'" for m, a in METRICS.items()) + "}"
     with connect(str(path)) as conn:
@@ -191,6 +190,21 @@ def _old_project_rows(usage_rows, prices, *, period_start, period_end, now, item
     return rows
 
 
+def _old_subscription_prices(conn, config, period_start):
+    # periods.lookup.subscription_prices as of 85b8ae5 (the projection was its only user).
+    out = {}
+    for tenant, customer, metric, body in conn.execute(
+            "SELECT b.tenant_id, b.customer_ref, b.metric, any_value(p.body) FROM billing_periods b "
+            "JOIN billing_prices p ON p.price = b.price AND p.account = b.account "
+            "WHERE b.source = 'stripe' AND b.period_start = ? GROUP BY ALL", [naive(period_start)]).fetchall():
+        try:
+            out[(tenant, customer, metric)] = (parse_price_config(json.loads(body), "price"),
+                                               config.metric(metric).unit_scale)
+        except ScenarioError:
+            continue
+    return out
+
+
 def old_project(conn, config, prices, periods, now) -> dict[str, str]:
     elapsed = {}
     for period in periods:
@@ -198,7 +212,7 @@ def old_project(conn, config, prices, periods, now) -> dict[str, str]:
                            "WHERE period_start = ? ORDER BY tenant_id, customer_ref, metric", [period])
         cols = [d[0] for d in cur.description]
         usage = [dict(zip(cols, r)) for r in cur.fetchall()]
-        item_prices = subscription_prices(conn, config, period)
+        item_prices = _old_subscription_prices(conn, config, period)
         rows = []
         for end in sorted({u["period_end"] for u in usage}):
             rows += _old_project_rows([u for u in usage if u["period_end"] == end], prices,
