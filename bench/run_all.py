@@ -1,6 +1,6 @@
 """Runs every benchmark script in bench/ and prints one table: metric | value | target.
 
-Our scripts (ingest, counters, baseline_pandas) report through `--json`; the
+Our scripts (ingest, counters, baseline_pandas, periods, projection) report through `--json`; the
 others (pricing.py, push.py, and any new bench script) are run as plain
 subprocesses and their output lines are read as "label   value" rows, with
 the target taken from "target: ..." in their docstring. A missing or failing
@@ -28,7 +28,8 @@ from common import Row, log
 BENCH = Path(__file__).resolve().parent
 RESULTS = common.BENCH_DATA / "results"
 HELPERS = {"common.py", "run_all.py"}
-ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py", "reconcile.py", "periods.py"]
+ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py", "reconcile.py", "periods.py",
+         "projection.py"]
 
 # Arguments per script: (full, quick). Scripts with --json report rows as JSON.
 OURS = {
@@ -36,6 +37,7 @@ OURS = {
     "counters.py": ([], ["--events", "1000000", "--late", "10000"]),
     "baseline_pandas.py": ([], ["--events", "200000"]),
     "periods.py": ([], ["--events", "1000000", "--customers", "2000"]),
+    "projection.py": ([], ["--counters", "50000"]),
 }
 OTHERS = {
     "pricing.py": ([], ["20000"]),

@@ -1,37 +1,17 @@
 """`cost_projection`: usage to date, projected usage and their cost for each billing period."""
 
 import dagster as dg
-import pyarrow as pa
 
 from stripemeter_assets import settings
 from stripemeter_assets.partitions import period_partitions
-from stripemeter_assets.periods.lookup import period_starts, subscription_prices
+from stripemeter_assets.periods.lookup import period_starts
 from stripemeter_assets.pricing import ScenarioError, format_money
-from stripemeter_assets.projection.costs import config_price_book, project_rows
+from stripemeter_assets.projection.costs import config_price_book
+from stripemeter_assets.projection.project import project_periods
 from stripemeter_assets.resources import WarehouseResource
-from stripemeter_assets.warehouse import query, run_script, temp_table_from_rows, transaction
+from stripemeter_assets.warehouse import query, transaction
 
 TOP_CUSTOMERS = 10
-
-# Column types of `cost_projection` (sql/schema/005_projection.sql): Decimals go in exactly.
-_ROWS_SCHEMA = pa.schema([
-    ("tenant_id", pa.string()),
-    ("customer_ref", pa.string()),
-    ("metric", pa.string()),
-    ("period_start", pa.timestamp("us")),
-    ("period_end", pa.timestamp("us")),
-    ("aggregation", pa.string()),
-    ("usage_to_date", pa.decimal128(38, 9)),
-    ("elapsed_fraction", pa.decimal128(7, 6)),
-    ("projected_usage", pa.decimal128(38, 9)),
-    ("is_estimate", pa.bool_()),
-    ("priced", pa.bool_()),
-    ("currency", pa.string()),
-    ("cost_to_date", pa.decimal128(38, 4)),
-    ("projected_cost", pa.decimal128(38, 4)),
-    ("note", pa.string()),
-    ("computed_at", pa.timestamp("us")),
-])
 
 
 @dg.asset(
@@ -55,22 +35,10 @@ def cost_projection(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     except ScenarioError as exc:
         raise dg.Failure(description=f"invalid price config: {exc}") from exc
     start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-    elapsed = {}
     with warehouse.connect() as conn:
         periods = period_starts(conn, window.start, window.end)
         with transaction(conn):
-            for period in periods:
-                usage = query(conn, "projection/usage.sql", start=period, tenant=None)
-                item_prices = subscription_prices(conn, warehouse.config(), period)
-                rows = []
-                # Each customer's own period: its end (so its elapsed fraction) is its own.
-                for end in sorted({u["period_end"] for u in usage}):
-                    rows += project_rows([u for u in usage if u["period_end"] == end], prices,
-                                         period_start=period, period_end=end, now=now, item_prices=item_prices)
-                temp_table_from_rows(conn, "new_projection", rows, _ROWS_SCHEMA)
-                run_script(conn, "projection/cost_projection.sql", start=period.replace(tzinfo=None))
-                if rows:
-                    elapsed[f"{period:%Y-%m-%d %H:%M:%S}"] = str(rows[0]["elapsed_fraction"])
+            elapsed = project_periods(conn, warehouse.config(), prices, periods, now)
         [summary] = query(conn, "projection/customers.sql", start=start, end=end)
         totals = query(conn, "projection/totals.sql", start=start, end=end)
         top = query(conn, "projection/top.sql", start=start, end=end, limit=TOP_CUSTOMERS)

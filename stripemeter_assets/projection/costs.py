@@ -3,7 +3,8 @@
 - `PriceBook` / `parse_price_book`: the `prices:` config (metric -> priceConfig in the pricing
   library's native or Stripe shape) with optional `prices_by_tenant: {tenant: {metric: ...}}`
   overrides, parsed once so a bad price fails with the path of the offending field.
-- `elapsed_fraction`, `project_usage`, `project_rows`: the open period's projection per counter.
+- `project_usage`, `round_fraction`: a counter's projection, exactly (the rules the set-based
+  `project.project_periods` applies in SQL, and the code it falls back on out of HUGEINT's range).
 - `backtest_period`: per-customer invoice totals of one period under current and candidate prices.
 
 Everything is exact: elapsed time is a `Fraction` of microseconds, projected usage is rounded once
@@ -13,23 +14,21 @@ by `price_line`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from stripemeter_assets.settings import month_start, naive, next_month, utc
+from stripemeter_assets.settings import month_start, next_month
 from stripemeter_assets.settings import Config
-from stripemeter_assets.pricing import PriceConfig, ScenarioError, backtest, parse_price_config, price_line
+from stripemeter_assets.pricing import PriceConfig, ScenarioError, backtest, parse_price_config
 
 # Below this share of the period no projection is shown (DESIGN §6).
 MIN_ELAPSED = Fraction(1, 10)
 # Scale of counters (DECIMAL(38, 9)) and of the projected usage written next to them.
 USAGE_PLACES = 9
-# Scale of `cost_projection.elapsed_fraction` (display only; projections use the exact fraction).
-FRACTION_PLACES = 6
 # Aggregations whose period total grows with time; max/last project as their current value.
 ACCUMULATING = ("sum", "count")
 
@@ -104,15 +103,6 @@ def _parse_prices(raw: Any, path: str, *, allow_none: bool) -> dict[str, Any]:
     return parsed
 
 
-def elapsed_fraction(now: datetime, start: datetime, end: datetime) -> Fraction:
-    """(now - start) / (end - start), exact in microseconds, clamped to [0, 1]."""
-    now, start, end = utc(now), utc(start), utc(end)
-    total = _micros(end - start)
-    if total <= 0:
-        raise ValueError(f"period end {end} is not after its start {start}")
-    return min(Fraction(1), max(Fraction(0), Fraction(_micros(now - start), total)))
-
-
 def project_usage(aggregation: str, to_date: Decimal, fraction: Fraction) -> Decimal | None:
     """The period's projected total: None before 10 % has elapsed; sum/count extrapolated
     linearly (`to_date / fraction`, rounded to 9 places); max/last their current value."""
@@ -128,74 +118,6 @@ def round_fraction(value: Fraction, places: int) -> Decimal:
     scaled = abs(value) * 10**places
     units = int(scaled + Fraction(1, 2))  # floor(x + 1/2) for x >= 0
     return Decimal(f"{'-' if value < 0 and units else ''}{units}E-{places}")  # exact, any size
-
-
-def project_rows(
-    usage_rows: Iterable[Mapping[str, Any]],
-    prices: PriceBook,
-    *,
-    period_start: datetime,
-    period_end: datetime,
-    now: datetime,
-    item_prices: Mapping[tuple[str, str, str], tuple[PriceConfig, int]] | None = None,
-) -> list[dict[str, Any]]:
-    """One `cost_projection` row per `period_usage` row of the period.
-
-    `usage_rows` carry `tenant_id`, `customer_ref`, `metric`, `aggregation` and `value`. Costs
-    are `price_line` of usage to date and of projected usage under the customer's price: the
-    Stripe price of its subscription item when `item_prices` has one for (tenant, customer,
-    metric), applied as Stripe does to the meter's units (floor(unit_scale × usage)), else the
-    tenant's price for the metric from the config; an unpriced metric (or negative usage) keeps
-    its usage and gets NULL costs, `priced` false for the former, and a `note` saying why.
-    """
-    fraction = elapsed_fraction(now, period_start, period_end)
-    shown = round_fraction(fraction, FRACTION_PLACES)
-    rows = []
-    for usage in usage_rows:
-        to_date = Decimal(usage["value"])
-        projected = project_usage(usage["aggregation"], to_date, fraction)
-        item = (item_prices or {}).get((usage["tenant_id"], usage["customer_ref"], usage["metric"]))
-        config = item[0] if item else prices.price(usage["tenant_id"], usage["metric"])
-
-        def units(quantity: Decimal, scale: int | None = item[1] if item else None) -> Decimal:
-            # A Stripe price bills the meter's whole units.
-            return quantity if scale is None else (quantity * scale).to_integral_value(rounding=ROUND_FLOOR)
-
-        notes = []
-        if projected is None:
-            notes.append(NOTE_TOO_EARLY)
-        elif abs(projected) >= USAGE_LIMIT:
-            projected = None
-            notes.append(NOTE_TOO_LARGE)
-        cost_to_date = projected_cost = None
-        if config is None:
-            notes.append(NOTE_UNPRICED)
-        elif to_date < 0 or (projected is not None and projected < 0):
-            notes.append(NOTE_NEGATIVE)
-        else:
-            cost_to_date = price_line(config, units(to_date))
-            projected_cost = price_line(config, units(projected)) if projected is not None else None
-        rows.append({
-            "tenant_id": usage["tenant_id"],
-            "customer_ref": usage["customer_ref"],
-            "metric": usage["metric"],
-            "period_start": naive(period_start),
-            "period_end": naive(period_end),
-            "aggregation": usage["aggregation"],
-            "usage_to_date": to_date,
-            "elapsed_fraction": shown,
-            "projected_usage": projected,
-            # Until the period is over every projection is an extrapolation (or, for max/last,
-            # a value that may still rise).
-            "is_estimate": projected is not None and fraction < 1,
-            "priced": config is not None,
-            "currency": config.currency if config is not None else None,
-            "cost_to_date": cost_to_date,
-            "projected_cost": projected_cost,
-            "note": "; ".join(notes) or None,
-            "computed_at": naive(now),
-        })
-    return rows
 
 
 def backtest_period(
@@ -259,7 +181,3 @@ def _currency(old: Mapping[str, PriceConfig], new: Mapping[str, PriceConfig], te
         raise ScenarioError(f"prices for tenant {tenant_id}",
                             f"mix currencies {', '.join(sorted(currencies))}; totals are not comparable")
     return currencies.pop()
-
-
-def _micros(delta: Any) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
