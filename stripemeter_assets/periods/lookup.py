@@ -3,14 +3,12 @@ counter's open period (where carry-forwards go)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 
-from stripemeter_assets.pricing import PriceConfig, ScenarioError, parse_price_config
-from stripemeter_assets.settings import Config, month_start, naive, next_month
+from stripemeter_assets.settings import month_start, naive, next_month
 
 CounterId = tuple[str, str, str]  # (tenant, metric, customer_ref)
 
@@ -63,21 +61,3 @@ class PeriodIndex:
         now = naive(now)
         starts = {s for spans in self.periods.values() for s, e in spans if s <= now < e}
         return starts | {calendar_month(now)[0]}
-
-
-def subscription_prices(conn: duckdb.DuckDBPyConnection, config: Config,
-                        period_start: datetime) -> dict[tuple[str, str, str], tuple[PriceConfig, int]]:
-    """(tenant, customer, metric) -> (its subscription item's Stripe price, the metric's unit
-    scale) for the Stripe periods starting at `period_start`; prices the pricing library
-    cannot read are left out (the config's price applies)."""
-    out = {}
-    for tenant, customer, metric, body in conn.execute(
-            "SELECT b.tenant_id, b.customer_ref, b.metric, any_value(p.body) FROM billing_periods b "
-            "JOIN billing_prices p ON p.price = b.price AND p.account = b.account "
-            "WHERE b.source = 'stripe' AND b.period_start = ? GROUP BY ALL", [naive(period_start)]).fetchall():
-        try:
-            out[(tenant, customer, metric)] = (parse_price_config(json.loads(body), "price"),
-                                               config.metric(metric).unit_scale)
-        except ScenarioError:
-            continue
-    return out
