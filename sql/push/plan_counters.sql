@@ -1,5 +1,6 @@
--- The counters of TEMP push_counters a plan must look at: the unmapped ones
--- (reported) and every mapped one not provably in step with Stripe. In step:
+-- TEMP push_plan: the counters of TEMP push_counters a plan must look at —
+-- the unmapped ones (reported, `mapped` false) and every mapped one not
+-- provably in step with Stripe. In step:
 -- its Stripe units (floor(unit_scale × value), the total at close for a closed
 -- period: now >= sm_closes_at) equal, for a sum meter, the acknowledged total
 -- plus the deltas in flight, or, for a last meter, the latest value in flight,
@@ -8,6 +9,7 @@
 -- for. TRY: a product past HUGEINT is left to the planner's exact arithmetic.
 -- Needs TEMP push_counters, counter_meters, counter_customers, push_in_flight
 -- and the periods macros. Params: $now, $sum_aggregations.
+CREATE OR REPLACE TEMP TABLE push_plan AS
 WITH u AS (
     SELECT c.*, m.event_name, m.account, m.mode, cu.stripe_customer,
            TRY(CAST(floor((c.value - CASE WHEN $now::TIMESTAMP >= sm_closes_at(c.period_end, m.grace_us)
@@ -16,7 +18,8 @@ WITH u AS (
     JOIN counter_meters m USING (tenant_id, metric)
     LEFT JOIN counter_customers cu USING (customer_ref)
 )
-SELECT u.tenant_id, u.metric, u.customer_ref, u.period_start, u.period_end, u.aggregation, u.value, u.since_close
+SELECT u.tenant_id, u.metric, u.customer_ref, u.period_start, u.period_end, u.aggregation, u.value, u.since_close,
+       u.event_name IS NOT NULL AND u.stripe_customer IS NOT NULL AS mapped
 FROM u
 LEFT JOIN stripe_push_state s
     ON s.account = u.account AND s.mode = u.mode AND s.tenant_id = u.tenant_id AND s.customer_ref = u.customer_ref

@@ -70,16 +70,24 @@ def _key(row: dict[str, Any]) -> CounterKey:
 
 def load_counters_to_plan(conn: duckdb.DuckDBPyConnection, config: Config, keys: KeyStatus,
                           periods: list[datetime], now: datetime) -> tuple[list[CounterRow], list[CounterKey]]:
-    """The counters of `periods` the planner must look at (every one but those provably in step
-    with Stripe: `push/plan_counters.sql`), and the keys of their vanished push records.
-    Needs TEMP push_in_flight (`load_in_flight`)."""
+    """The mapped counters of `periods` the planner must look at (every one but those provably in
+    step with Stripe: `push/plan_counters.sql`, kept as TEMP push_plan with the unmapped ones), and
+    the keys of their vanished push records. Needs TEMP push_in_flight (`load_in_flight`)."""
     periods = [naive(p) for p in periods]
     create_temp_table(conn, "push_counters", "push/counters.sql", periods=periods)
     targets.load(conn, config, keys, "push_counters")
     run_script(conn, "periods/macros.sql")
-    counters = [CounterRow(**r) for r in query(conn, "push/plan_counters.sql", now=naive(now),
-                                                 sum_aggregations=list(SUM_AGGREGATIONS))]
+    run_script(conn, "push/plan_counters.sql", now=naive(now), sum_aggregations=list(SUM_AGGREGATIONS))
+    cur = conn.execute("SELECT tenant_id, metric, customer_ref, period_start, period_end, aggregation, value, "
+                       "since_close FROM push_plan WHERE mapped ORDER BY period_start, tenant_id, metric, customer_ref")
+    counters = [CounterRow(*r) for r in cur.fetchall()]
     return counters, load_vanished(conn, "push_counters", periods)
+
+
+def load_unmapped(conn: duckdb.DuckDBPyConnection, examples: int) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many counters of TEMP push_plan are unmapped, and the first `examples` of them."""
+    [row] = query(conn, "push/unmapped.sql", examples=examples)
+    return row["counters"], [tuple(e) for e in row["examples"] or []]
 
 
 def load_vanished(conn: duckdb.DuckDBPyConnection, counters: str, periods: list[datetime]) -> list[CounterKey]:
@@ -88,9 +96,13 @@ def load_vanished(conn: duckdb.DuckDBPyConnection, counters: str, periods: list[
     return [CounterKey(*r) for r in conn.execute(stmt, {"periods": [naive(p) for p in periods]}).fetchall()]
 
 
-def load_states(conn: duckdb.DuckDBPyConnection, periods: list[datetime]) -> dict[CounterKey, PushState]:
+def load_states(conn: duckdb.DuckDBPyConnection, periods: list[datetime], *,
+                pushed: list[datetime] | None = None) -> dict[CounterKey, PushState]:
+    """The push state of `periods`; with `pushed` (the periods being pushed, after
+    `load_counters_to_plan`), only what their plan reads (push/states_to_plan.sql)."""
     out = {}
-    for r in query(conn, "push/states.sql", periods=[naive(p) for p in periods]):
+    for r in query(conn, "push/states.sql" if pushed is None else "push/states_to_plan.sql",
+                   periods=[naive(p) for p in periods], pushed=[naive(p) for p in pushed or []]):
         out[_key(r)] = PushState(r["stripe_customer"], r["event_name"], r["pushed_total"], r["carried_in"],
                                  r["last_value"], r["last_ts"], r["revision"])
     return out

@@ -38,6 +38,7 @@ from stripemeter_assets.warehouse import transaction
 
 MAX_SUBSET_SEARCH = 16  # old pending intents of one window we try to match against Stripe's total
 MAX_ERRORS_REPORTED = 5
+UNMAPPED_EXAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ class PushReport:
     carry_forwards_pushed: int = 0
     carry_forwards_unmapped: int = 0
     carry_forwards_not_summable: int = 0
-    unmapped: list[tuple[str, str, str]] = field(default_factory=list)
+    unmapped_count: int = 0
+    unmapped: list[tuple[str, str, str]] = field(default_factory=list)  # the first UNMAPPED_EXAMPLES
     accounts_skipped: list[str] = field(default_factory=list)  # "mode/account: reason", breaker open
     error_reports: int = 0            # Stripe meter error reports pulled in this run
     rejected_by_stripe: int = 0       # intents Stripe's reports named: no longer counted as pushed
@@ -133,8 +135,8 @@ class PushReport:
             "intents_under_verification": self.under_verification,
             "stripe_calls": self.stripe_calls,
             "retries": self.retries,
-            "unmapped_counters": len(self.unmapped),
-            "unmapped_examples": ", ".join("/".join(u) for u in self.unmapped[:5]) or "none",
+            "unmapped_counters": self.unmapped_count,
+            "unmapped_examples": ", ".join("/".join(u) for u in self.unmapped) or "none",
             "carry_forwards_pushed": self.carry_forwards_pushed,
             "carry_forwards_planned": self.carry_forwards_planned,
             "carry_forwards_unmapped": self.carry_forwards_unmapped,
@@ -290,7 +292,8 @@ class _Run:
             counters, vanished = outbox.load_counters_to_plan(self.conn, config, keys, periods, self.now)
             plan = planner.plan(
                 counters=counters,
-                states=outbox.load_states(self.conn, sorted({*map(naive, periods), *index.open_starts(self.now)})),
+                states=outbox.load_states(self.conn, sorted({*map(naive, periods), *index.open_starts(self.now)}),
+                                          pushed=periods),
                 in_flight=in_flight, adjustments=outbox.load_open_adjustments(self.conn),
                 config=config, mapping=mapping, keys=keys, now=self.now, dry_run=self.options.dry_run,
                 vanished=vanished, period_index=index)
@@ -303,10 +306,10 @@ class _Run:
         r.carry_forwards_unmapped = plan.carry_unmapped
         r.carry_forwards_not_summable = plan.carry_not_summable
         r.deferred = plan.deferred
-        r.unmapped = plan.unmapped
+        r.unmapped_count, r.unmapped = outbox.load_unmapped(self.conn, UNMAPPED_EXAMPLES)
         new = [i for i in plan.intents if i.status == "pending"]
         self.log.info(f"stripe_push: {len(new)} new intent(s), {r.planned} planned (dry-run), "
-                      f"{r.refused_shadow} refused (shadow), {r.skipped_too_old} too old, {len(r.unmapped)} unmapped")
+                      f"{r.refused_shadow} refused (shadow), {r.skipped_too_old} too old, {r.unmapped_count} unmapped")
         if not self.options.dry_run:
             self.send(new)
 

@@ -49,6 +49,7 @@ def _fill(conn, rng: random.Random) -> int:
         if since_close:
             conn.execute("INSERT INTO period_adjustments VALUES ('acme', ?, ?, ?, 'sum', 0, ?, ?, 'carry', 'held', "
                          "NULL, ?, 'r')", [metric, ref, period, since_close, since_close, NOW])
+    states += [("api_calls", f"cus_gone{i}", MARCH, 4, None) for i in range(3)]  # pushed, row gone since
     conn.executemany("INSERT INTO period_usage VALUES ('acme', ?, ?, ?, ?, ?, ?, 1, ?, ?)",
                      [[m, r, p, e, a, v, p, NOW] for m, r, p, e, a, v in usage])
     conn.executemany("INSERT INTO stripe_push_state VALUES ('platform', 'test', 'acme', ?, ?, ?, ?, ?, ?, 0, ?, NULL, "
@@ -73,19 +74,23 @@ def test_the_counters_left_out_are_exactly_those_the_planner_plans_nothing_for(t
         with connect(str(tmp_path / f"w{seed}.duckdb")) as conn:
             total = _fill(conn, random.Random(seed))
             in_flight = outbox.load_in_flight(conn)
-            states = outbox.load_states(conn, [FEB, MARCH])
             every = [CounterRow(**r) for r in query(conn, "push/counters.sql", periods=[FEB, MARCH])]
+            every_state = outbox.load_states(conn, [FEB, MARCH])
             counters, vanished = outbox.load_counters_to_plan(conn, CONFIG, KEYS, [FEB, MARCH], NOW)
-            common = dict(states=states, in_flight=in_flight, adjustments=[], config=CONFIG, mapping=CONFIG.stripe,
-                          keys=KEYS, now=NOW)
-            full, filtered = plan(counters=every, **common), plan(counters=counters, vanished=vanished, **common)
+            states = outbox.load_states(conn, [FEB, MARCH], pushed=[FEB, MARCH])
+            common = dict(in_flight=in_flight, adjustments=[], config=CONFIG, mapping=CONFIG.stripe, keys=KEYS,
+                          now=NOW, vanished=vanished)
+            full = plan(counters=every, states=every_state, **common)
+            filtered = plan(counters=counters, states=states, **common)
 
-            assert len(every) == total and vanished == []
-            assert _intents(filtered) == _intents(full) and filtered.unmapped == full.unmapped
-            planned = {(i.metric, i.customer_ref, i.period_start) for i in full.intents}
+            assert len(every) == total and len(vanished) == 3 and len(states) < len(every_state)
+            assert _intents(filtered) == _intents(full)
+            assert outbox.load_unmapped(conn, 1000) == (len(full.unmapped), full.unmapped)
+            gone = {(k.metric, k.customer_ref, k.period_start) for k in vanished}
+            planned = {(i.metric, i.customer_ref, i.period_start) for i in full.intents} - gone
             looked_at = {(c.metric, c.customer_ref, c.period_start) for c in counters}
             # Only what needs a plan is looked at: the counters planned (or deferred: no allowed
-            # second yet) and the unmapped ones.
+            # second yet); the unmapped ones are counted in SQL; the vanished ones are pushed to zero.
             assert planned <= looked_at
-            assert len(looked_at) == len(planned) + len(full.unmapped) + full.deferred
+            assert len(looked_at) == len(planned) + full.deferred
             assert 0 < len(counters) < total
