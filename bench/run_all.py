@@ -28,8 +28,8 @@ from common import Row, log
 BENCH = Path(__file__).resolve().parent
 RESULTS = common.BENCH_DATA / "results"
 HELPERS = {"common.py", "run_all.py"}
-ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "pricing.py", "push.py", "reconcile.py", "periods.py",
-         "projection.py"]
+ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "catchup.py", "pricing.py", "push.py", "push_steady.py",
+         "reconcile.py", "periods.py", "projection.py"]
 
 # Arguments per script: (full, quick). Scripts with --json report rows as JSON.
 OURS = {
@@ -42,7 +42,9 @@ OURS = {
 OTHERS = {
     "pricing.py": ([], ["20000"]),
     "push.py": ([], ["--counters", "500", "--paced", "40"]),
-    "reconcile.py": ([], ["--customers", "500"]),
+    "reconcile.py": ([], ["--customers", "500", "--counters", "50000"]),
+    "catchup.py": ([], ["--events", "200000"]),
+    "push_steady.py": ([], ["--counters", "50000"]),
 }
 
 
