@@ -11,6 +11,7 @@ import duckdb
 from stripemeter_assets import settings
 from stripemeter_assets.ledger.catalog import default_lateness_us, load_metric_catalog
 from stripemeter_assets.ledger.fastpath import stage_clean_file
+from stripemeter_assets.ledger.key_runs import compacted_through, write_run_if_due
 from stripemeter_assets.ledger.formats import (FIRST_ROW, MAX_LINE_BYTES, SHORT_LINE_BYTES, UnreadableFile,
                                               raw_text, rows_sql)
 from stripemeter_assets.ledger.landing import LandingFile, local_copy
@@ -141,8 +142,10 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     # The batch's events are the ledger's tail, from its first file's seq on.
     [(first_seq,)] = conn.execute("SELECT coalesce(min(file_seq), 0) << 32 FROM batch_files").fetchall()
     with transaction(conn):
-        run_script(conn, "ledger/verdicts.sql")
+        through = compacted_through(conn)
+        run_script(conn, "ledger/verdicts.sql", compacted_through=through)
         run_script(conn, "ledger/append.sql", batch_id=batch_id, now=naive_now)
+        write_run_if_due(conn, through)
         run_script(conn, "ledger/late_events.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now,
                    default_lateness_us=default_lateness_us(config))
         days = query(conn, "ledger/batch_summary.sql", batch_id=batch_id, first_seq=first_seq)
