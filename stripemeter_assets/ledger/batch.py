@@ -160,7 +160,10 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
             "l.rows_quarantined, l.error, f.reader FROM landing_files l JOIN batch_files f USING (file_seq) "
             "WHERE l.batch_id = ? ORDER BY file_seq", [batch_id]
         ).fetchall()
-    conn.execute("DROP TABLE staged; DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; "
-                 "DROP TABLE batch_repeats; DROP TABLE batch_files; DROP TABLE batch_events")
+        # Dropped before the COMMIT: a TEMP table created in the transaction and
+        # still there is copied at commit (0.7 s for batch_events of 100k rows).
+        conn.execute("DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; "
+                     "DROP TABLE batch_repeats; DROP TABLE batch_events")
+    conn.execute("DROP TABLE staged; DROP TABLE batch_files")
     return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,
                        late_pending=late_pending)

@@ -8,6 +8,18 @@ seq, which is cheap while it is short. Runs are never merged: a lookup of
 few keys reads about two row groups per run (its own and one straddling the
 previous run), so a ledger grown by small batches has one run per
 RUN_MIN_ROWS events.
+
+The runs cover exactly the events with seq <= compacted_through because
+batches append one at a time, each above every seq before it (file_seq comes
+from landing_file_seq), which the batch's own tail reads rely on too. A run
+is only a shortcut to candidate rows: verdicts always compare the events'
+exact (tenant_id, idempotency_key).
+
+A 100k-key batch still reads every row group of the runs (its keys spread
+over the whole hash range): at 100M events that probe costs about what the
+old scan of events.key_hash did; only an index would make it follow the
+batch (DuckDB's ART on key_hash, measured at 10M: 14 s to build, +36
+bytes/event, 3.6 s to append 100k events).
 """
 
 from __future__ import annotations
