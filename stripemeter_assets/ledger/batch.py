@@ -153,8 +153,6 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
         conn.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, false, ?)",
                      [batch_id, [d["day"] for d in days], batch_id, naive_now])
         run_script(conn, "ledger/watermarks.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now)
-        # Dropped before the COMMIT, which otherwise copies it (0.7 s for 100k
-        # rows); dropping the verdicts' tables there instead made it slower.
         conn.execute("DROP TABLE batch_events")
         run_script(conn, "ledger/rejected.sql", batch_id=batch_id, now=naive_now)
         late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
@@ -163,8 +161,6 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
             "l.rows_quarantined, l.error, f.reader FROM landing_files l JOIN batch_files f USING (file_seq) "
             "WHERE l.batch_id = ? ORDER BY file_seq", [batch_id]
         ).fetchall()
-        # Dropped before the COMMIT: a TEMP table created in the transaction and
-        # still there is copied at commit (0.7 s for batch_events of 100k rows).
     conn.execute("DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; "
                  "DROP TABLE batch_repeats; DROP TABLE staged; DROP TABLE batch_files")
     return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,
