@@ -18,10 +18,11 @@ import duckdb
 
 from stripemeter_assets.ledger import batch as batch_mod
 from stripemeter_assets.ledger import landing as landing_mod
+from stripemeter_assets.ledger.key_runs import compacted_through, write_run_if_due
 from stripemeter_assets.ledger.landing import list_ready_files
 from stripemeter_assets.settings import Config
 from stripemeter_assets.warehouse import literal, load_sql
-from stripemeter_assets.warehouse import params_named, connect, statements
+from stripemeter_assets.warehouse import connect, params_named, statements, transaction
 
 # The bulk data covers January 2025; "now" is just after it (the January
 # period is not closed yet: it closes at period_end + 48 h).
@@ -204,7 +205,8 @@ def build_ledger(db: str, events: int, *, memory_limit: str = "2GB") -> dict:
     Same shape and value spread as `write_bulk_jsonl` data: 5 tenants, 3
     metrics, 10k customers over January 2025, half the keys derived; the
     key_hash of each row is its real `sm_key_hash`, so dedupe probes real
-    values. One landing_files row per 10M events."""
+    values. One landing_files row per 10M events, and each 10M written as a
+    run of event_keys, as a batch of 10M events leaves them."""
     start = time.perf_counter()
     with connect(db, memory_limit=memory_limit) as conn:
         conn.execute("SET enable_progress_bar = false")
@@ -229,6 +231,8 @@ def build_ledger(db: str, events: int, *, memory_limit: str = "2GB") -> dict:
             conn.execute("INSERT INTO landing_files VALUES (?, ?, ?, 'jsonl', 0, ?, ?, 0, 0, 'loaded', NULL, ?, "
                          "TIMESTAMP '2025-02-01')", [file_seq, f"synthetic-{file_seq}.jsonl", f"synthetic-{file_seq}",
                                                     hi - lo, hi - lo, f"synthetic-{file_seq}"])
+            with transaction(conn):
+                write_run_if_due(conn, compacted_through(conn))
             conn.execute("CHECKPOINT")
         conn.execute("""INSERT INTO watermarks SELECT tenant_id, metric, customer_ref, max(ts), TIMESTAMP '2025-02-01'
                         FROM events GROUP BY ALL ON CONFLICT DO NOTHING""")

@@ -18,7 +18,9 @@ file with memory_limit 2GB, against bare DuckDB reads of the same file.
      most of an hour here): a 100k batch and a 1-event batch into it, the
      analyst snapshot published after the 100k batch (incremental: only the
      new rows are written) next to the old full copy of the warehouse, and
-     the first publication (every row written once).
+     the first publication (every row written once); the two batches also
+     with the code of BASELINE_COMMIT (dedupe reading every key_hash), on
+     the same ledger in the same run.
 
 Each measurement runs `--repeat` times (default 2) in its own subprocess;
 the best run is reported with the spread of the runs.
@@ -45,14 +47,20 @@ TARGET_TINY_S = 0.1          # 1-event batch into a 10M ledger
 TARGET_PUBLISH_RATIO = 1.5   # snapshot publish after a 100k batch: largest ledger / smallest
 TARGET_PEAK_MB = 2.5 * 1024  # peak RSS
 FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz")
+# The ledger before event_keys (issue 17): each batch's dedupe read every
+# key_hash of the ledger. The scaling part runs it next to this checkout.
+BASELINE_COMMIT = "0e2165b"
 
 
 # ---------------------------------------------------------------- workers (run in subprocesses)
 
 @common.worker
-def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False) -> dict:
+def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False, code: str | None = None) -> dict:
     """`exact_only`: every file through the exact path, the baseline of the
-    typed Parquet path (ingest/fastpath.py)."""
+    typed Parquet path (ingest/fastpath.py). `code`: a tree of the package to
+    import instead of this checkout's (`baseline_tree`)."""
+    if code:
+        sys.path[:0] = [code, f"{code}/bench"]
     import _ledger
     if exact_only:
         from stripemeter_assets.ledger import batch
@@ -319,26 +327,37 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
     rows: list[Row] = []
     details: list[tuple[str, list[Row]]] = []
     publish_after: dict[int, float] = {}
+    base = str(baseline_tree(tmp))
     for size in sizes:
         db, analytics = tmp / f"scale-{fmt_count(size)}.duckdb", tmp / f"scale-{fmt_count(size)}" / "analytics.duckdb"
         built = common.run_worker(SCRIPT, "build", db=str(db), events=size)
         log(f"built a {fmt_count(size)} ledger in {fmt_s(built['seconds'])} ({fmt_mb(built['mb'])})")
         first = common.run_worker(SCRIPT, "publish", db=str(db), analytics=str(analytics))
         log(f"first publication of the {fmt_count(size)} ledger: {fmt_s(first['seconds'])}")
-        batches, publishes, copies, tiny = [], [], [], []
+        batches, publishes, copies, tiny, base_batches, base_tiny = [], [], [], [], [], []
         for i in range(repeat):
-            folder = tmp / f"scale-{fmt_count(size)}-batch-{i}"
-            folder.mkdir()
-            write_bulk_jsonl(folder / "batch.jsonl", b, start="2025-01-31", days=1, seed=1 + i)
-            batches.append(_ingest_into(db, folder, b, f"{fmt_count(b)} batch into {fmt_count(size)} ledger (run {i + 1})"))
+            # Base and new code take turns at going first: a 100k batch's COMMIT
+            # sometimes includes a checkpoint of 0.6-0.9 s CPU, depending on the
+            # ledger's state rather than on the code. The base code's appends
+            # stay in the tail of event_keys, which this checkout's batches read.
+            for code in ((None, base) if i % 2 == 0 else (base, None)):
+                label = ", base code" if code else ""
+                folder = tmp / f"scale-{fmt_count(size)}-batch-{i}{label.replace(', base code', '-base')}"
+                folder.mkdir()
+                write_bulk_jsonl(folder / "batch.jsonl", b, start="2025-01-31", days=1, seed=(50 if code else 1) + i)
+                (base_batches if code else batches).append(_ingest_into(
+                    db, folder, b, f"{fmt_count(b)} batch into {fmt_count(size)} ledger{label} (run {i + 1})", code=code))
             publishes.append(common.run_worker(SCRIPT, "publish", db=str(db), analytics=str(analytics))["seconds"])
             copies.append(common.run_worker(SCRIPT, "full_copy", db=str(db),
                                             analytics=str(tmp / "full-copy.duckdb"))["seconds"])
             log(f"publish after the batch: {fmt_s(publishes[-1])}; old full copy {fmt_s(copies[-1])}")
-            folder = tmp / f"scale-{fmt_count(size)}-tiny-{i}"
-            folder.mkdir()
-            write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=100 + i)
-            tiny.append(_ingest_into(db, folder, 1, f"1-event batch into {fmt_count(size)} ledger (run {i + 1})"))
+            for code in ((None, base) if i % 2 == 0 else (base, None)):
+                label = ", base code" if code else ""
+                folder = tmp / f"scale-{fmt_count(size)}-tiny-{i}{label.replace(', base code', '-base')}"
+                folder.mkdir()
+                write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=(150 if code else 100) + i)
+                (base_tiny if code else tiny).append(_ingest_into(
+                    db, folder, 1, f"1-event batch into {fmt_count(size)} ledger{label} (run {i + 1})", code=code))
         publish_after[size] = min(publishes)
         batch_s = min(r["end_to_end_s"] for r in batches)
         tiny_s = min(r["end_to_end_s"] for r in tiny)
@@ -346,18 +365,22 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
         rows += [
             Row(f"{fmt_count(size)} ledger (built by SQL): {fmt_count(b)} batch, end to end",
                 fmt_runs([r["end_to_end_s"] for r in batches]), f"<= {fmt_s(target)}", batch_s <= target),
+            Row(f"  base code {BASELINE_COMMIT} (same run)", fmt_runs([r["end_to_end_s"] for r in base_batches])),
             Row(f"{fmt_count(size)} ledger: 1-event batch, end to end", fmt_runs([r["end_to_end_s"] for r in tiny]),
                 f"<= {fmt_s(TARGET_TINY_S)}" if size == 10_000_000 else "",
                 tiny_s <= TARGET_TINY_S if size == 10_000_000 else None),
+            Row(f"  base code {BASELINE_COMMIT} (same run)", fmt_runs([r["end_to_end_s"] for r in base_tiny])),
             Row(f"{fmt_count(size)} ledger: 1-event batch, ingest_batch only",
                 fmt_runs([r["ingest_batch_s"] for r in tiny])),
-            Row(f"{fmt_count(size)} ledger: snapshot publish after the {fmt_count(b)} batch", fmt_runs(publishes)),
+            Row(f"  base code {BASELINE_COMMIT} (same run)", fmt_runs([r["ingest_batch_s"] for r in base_tiny])),
+            Row(f"{fmt_count(size)} ledger: snapshot publish after the {fmt_count(b)} batches", fmt_runs(publishes)),
             Row(f"{fmt_count(size)} ledger: old full copy of the warehouse (same run)", fmt_runs(copies)),
             Row(f"  ratio publish / full copy", f"{min(publishes) / min(copies):.2f}x"),
             Row(f"{fmt_count(size)} ledger: first publication (every row once)", fmt_s(first["seconds"])),
             Row(f"{fmt_count(size)} ledger file", fmt_mb(built["mb"])),
         ]
-        for what, runs in ((f"{fmt_count(b)} batch", batches), ("1-event batch", tiny)):
+        for what, runs in ((f"{fmt_count(b)} batch", batches), ("1-event batch", tiny),
+                           (f"{fmt_count(b)} batch, base code", base_batches), ("1-event batch, base code", base_tiny)):
             best = min(runs, key=lambda r: r["end_to_end_s"])
             details.append((f"{what} into the {fmt_count(size)} ledger: slowest phases of the best run "
                             f"(ingest_batch {fmt_s(best['ingest_batch_s'])})", phase_rows(best, top=5)))
@@ -371,8 +394,24 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
     return rows, details
 
 
-def _ingest_into(ledger: Path, folder: Path, expected: int, what: str) -> dict:
-    result = common.run_worker(SCRIPT, "ingest", db=str(ledger), folder=str(folder), batch_id=str(uuid.uuid4()))
+def baseline_tree(tmp: Path) -> Path:
+    """The package at BASELINE_COMMIT, with its SQL and bundled files where
+    the installed package has them."""
+    import subprocess
+    tree = tmp / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", BASELINE_COMMIT, "stripemeter_assets", "sql", "data/config",
+                              "bench/_ledger.py"],
+                             cwd=common.ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    (tree / "stripemeter_assets" / "sql").symlink_to("../sql")
+    (tree / "stripemeter_assets" / "bundled").symlink_to("../data/config")
+    return tree
+
+
+def _ingest_into(ledger: Path, folder: Path, expected: int, what: str, code: str | None = None) -> dict:
+    result = common.run_worker(SCRIPT, "ingest", db=str(ledger), folder=str(folder), batch_id=str(uuid.uuid4()),
+                               code=code)
     _check_loaded(result, expected, what)
     log(f"{what}: {fmt_s(result['end_to_end_s'])} (ingest_batch {fmt_s(result['ingest_batch_s'])}), "
         f"ledger {result['ledger_rows']:,} rows")

@@ -26,6 +26,25 @@ CREATE TABLE IF NOT EXISTS events (
     ingested_at     TIMESTAMP NOT NULL
 );
 
+-- The ledger's key hashes in runs sorted by key_hash (ledger/key_runs.py),
+-- so that finding a batch's keys reads the few row groups whose min/max
+-- zone maps hold them instead of every key_hash of the ledger. A run holds
+-- every event with seq in (the previous run's end, its end]; events after
+-- event_keys_state.compacted_through (the ledger's tail) are looked up in
+-- `events` itself, read by seq. Derived from `events`: rebuilt from it if lost.
+CREATE TABLE IF NOT EXISTS event_keys (
+    key_hash UBIGINT NOT NULL,
+    seq      BIGINT NOT NULL
+);
+
+-- One row: the greatest seq covered by event_keys' runs. A warehouse from
+-- before event_keys starts at -1 (its whole ledger is the tail, looked up as
+-- before) and its next batch writes the runs.
+CREATE TABLE IF NOT EXISTS event_keys_state (
+    compacted_through BIGINT NOT NULL
+);
+INSERT INTO event_keys_state SELECT -1 WHERE NOT EXISTS (FROM event_keys_state);
+
 -- Rows that could not be accepted, with the reason; never dropped.
 CREATE TABLE IF NOT EXISTS quarantine (
     source_file     VARCHAR NOT NULL,

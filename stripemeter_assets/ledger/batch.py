@@ -11,6 +11,7 @@ import duckdb
 from stripemeter_assets import settings
 from stripemeter_assets.ledger.catalog import default_lateness_us, load_metric_catalog
 from stripemeter_assets.ledger.fastpath import stage_clean_file
+from stripemeter_assets.ledger.key_runs import compacted_through, write_run_if_due
 from stripemeter_assets.ledger.formats import (FIRST_ROW, MAX_LINE_BYTES, SHORT_LINE_BYTES, UnreadableFile,
                                               raw_text, rows_sql)
 from stripemeter_assets.ledger.landing import LandingFile, local_copy
@@ -141,14 +142,18 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     # The batch's events are the ledger's tail, from its first file's seq on.
     [(first_seq,)] = conn.execute("SELECT coalesce(min(file_seq), 0) << 32 FROM batch_files").fetchall()
     with transaction(conn):
-        run_script(conn, "ledger/verdicts.sql")
+        through = compacted_through(conn)
+        run_script(conn, "ledger/verdicts.sql", compacted_through=through)
         run_script(conn, "ledger/append.sql", batch_id=batch_id, now=naive_now)
-        run_script(conn, "ledger/late_events.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now,
+        write_run_if_due(conn, through)
+        run_script(conn, "ledger/batch_events.sql", batch_id=batch_id, first_seq=first_seq)
+        run_script(conn, "ledger/late_events.sql", batch_id=batch_id, now=naive_now,
                    default_lateness_us=default_lateness_us(config))
-        days = query(conn, "ledger/batch_summary.sql", batch_id=batch_id, first_seq=first_seq)
+        days = query(conn, "ledger/batch_summary.sql")
         conn.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, false, ?)",
                      [batch_id, [d["day"] for d in days], batch_id, naive_now])
         run_script(conn, "ledger/watermarks.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now)
+        conn.execute("DROP TABLE batch_events")
         run_script(conn, "ledger/rejected.sql", batch_id=batch_id, now=naive_now)
         late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
         rows = conn.execute(
@@ -156,6 +161,7 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
             "l.rows_quarantined, l.error, f.reader FROM landing_files l JOIN batch_files f USING (file_seq) "
             "WHERE l.batch_id = ? ORDER BY file_seq", [batch_id]
         ).fetchall()
-    conn.execute("DROP TABLE staged; DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; DROP TABLE batch_repeats; DROP TABLE batch_files")
+    conn.execute("DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; "
+                 "DROP TABLE batch_repeats; DROP TABLE staged; DROP TABLE batch_files")
     return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,
                        late_pending=late_pending)
