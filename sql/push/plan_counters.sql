@@ -1,8 +1,7 @@
 -- TEMP push_plan: the counters of TEMP push_counters a plan must look at —
 -- the unmapped ones (reported, `mapped` false) and every mapped one not
 -- provably in step with Stripe. In step:
--- its Stripe units (floor(unit_scale × value), the total at close for a closed
--- period: now >= sm_closes_at) equal, for a sum meter, the acknowledged total
+-- its Stripe units (sm_units_at_close) equal, for a sum meter, the acknowledged total
 -- plus the deltas in flight, or, for a last meter, the latest value in flight,
 -- else the acknowledged one (0 when there is none) — the planner's own test
 -- (push/planner.py), so a counter skipped here is one it would plan nothing
@@ -12,8 +11,8 @@
 CREATE OR REPLACE TEMP TABLE push_plan AS
 WITH u AS (
     SELECT c.*, m.event_name, m.account, m.mode, cu.stripe_customer,
-           TRY(CAST(floor((c.value - CASE WHEN $now::TIMESTAMP >= sm_closes_at(c.period_end, m.grace_us)
-                                          THEN c.since_close ELSE 0 END) * m.unit_scale) AS HUGEINT)) AS units
+           TRY(sm_units_at_close(c.value, c.since_close, c.period_end, m.grace_us, m.unit_scale, $now::TIMESTAMP))
+               AS units
     FROM push_counters c
     JOIN counter_meters m USING (tenant_id, metric)
     LEFT JOIN counter_customers cu USING (customer_ref)

@@ -5,9 +5,8 @@
 -- counter's Stripe target) and recon_reads (per mode: `no_read`, why no
 -- summary can be read).
 --
--- Totals are in Stripe's units: floor(unit_scale × value), the total at
--- close for a closed period (now >= sm_closes_at), plus what closed periods
--- carried into a sum meter's window. `status` is set here for the rows
+-- Totals are in Stripe's units: sm_units_at_close (the total at close for a
+-- closed period), plus what closed periods carried into a sum meter's window. `status` is set here for the rows
 -- Stripe is not asked about (unmapped, or no key to read with); NULL rows
 -- are read and classified by reconcile/run.py.
 -- Params: $period_start, $now, $sum_aggregations, $not_in_stripe,
@@ -19,8 +18,8 @@ WITH c AS (
            CASE WHEN c.aggregation IN (SELECT unnest($sum_aggregations::VARCHAR[])) THEN 'sum' ELSE 'last' END
                AS meter_formula,
            CASE WHEN m.event_name IS NOT NULL THEN cu.stripe_customer END AS stripe_customer,
-           CAST(floor((c.value - CASE WHEN $now::TIMESTAMP >= sm_closes_at(c.period_end, m.grace_us)
-                                      THEN c.since_close ELSE 0 END) * m.unit_scale) AS HUGEINT) AS scaled_total
+           sm_units_at_close(c.value, c.since_close, c.period_end, m.grace_us, m.unit_scale, $now::TIMESTAMP)
+               AS scaled_total
     FROM recon_counters c
     JOIN counter_meters m USING (tenant_id, metric)
     LEFT JOIN counter_customers cu USING (customer_ref)
