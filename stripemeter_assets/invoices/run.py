@@ -46,10 +46,7 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
     now = naive(now)
     keys = KeyStatus.from_env()
     periods = period_starts(conn, start, end)
-    conn.execute("CREATE OR REPLACE TEMP TABLE invoice_counters (tenant_id VARCHAR, customer_ref VARCHAR, "
-                 "metric VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, local_total HUGEINT, account VARCHAR, "
-                 "shadow BOOLEAN, event_name VARCHAR, source VARCHAR, subscription_item VARCHAR, price VARCHAR, "
-                 "price_account VARCHAR)")
+    run_script(conn, "invoices/counters_table.sql")
     for period in periods:
         frame.build(conn, config, keys, period, now)
         run_script(conn, "invoices/counters.sql")
