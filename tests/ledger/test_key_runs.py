@@ -64,8 +64,8 @@ def test_keys_of_earlier_batches_are_found_in_the_runs_and_the_tail(env, short_r
 def test_warehouse_without_event_keys_is_migrated_and_dedupes(env, short_runs):
     env.drop_jsonl("1.jsonl", [_keyed(f"k{i}") for i in range(1, 6)])
     env.ingest("b1")
-    # The warehouse as it was before event_keys existed.
-    env.sql("DROP TABLE event_keys; DROP TABLE event_keys_state")
+    # The warehouse as it was before event_keys (and the schema fingerprint) existed.
+    env.sql("DROP TABLE event_keys; DROP TABLE event_keys_state; DROP TABLE schema_fingerprint")
 
     env.drop_jsonl("2.jsonl", [_keyed("k1"), _keyed("k2", quantity="9"), _keyed("k9")])
     result = env.ingest("b2")
@@ -85,6 +85,7 @@ def test_schema_is_idempotent_on_a_migrated_warehouse(env, short_runs):
     env.drop_jsonl("1.jsonl", [_keyed(f"k{i}") for i in range(1, 5)])
     env.ingest("b1")
     before = env.sql("SELECT compacted_through FROM event_keys_state")
+    env.sql("DELETE FROM schema_fingerprint")
     env.sql("SELECT 1")  # one more connection: the schema runs again
     assert env.sql("SELECT compacted_through FROM event_keys_state") == before
     assert before[0][0] > 0
