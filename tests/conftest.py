@@ -14,7 +14,7 @@ import yaml
 
 from stripemeter_assets import settings
 from stripemeter_assets.ledger import ingest_batch, list_ready_files
-from stripemeter_assets.warehouse import connect
+from stripemeter_assets.warehouse import connect, ensure_schema, literal
 
 NOW = "2025-03-20T12:00:00Z"
 BASE_CONFIG = {
@@ -27,6 +27,36 @@ BASE_CONFIG = {
         "requests": {"aggregation": "count"},
     },
 }
+# The bundled instance (pools, telemetry) with one SQLite event log for all
+# runs: Dagster's storage "intended for test cases", which spares each run
+# the creation and migration of its own event-log database (about 0.2 s a
+# run). The sharded default stays what `make demo` and the packaging test run.
+TEST_EVENT_LOG = """
+event_log_storage:
+  module: dagster._core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir:
+      env: DAGSTER_HOME
+"""
+
+# Tests that mostly wait (paced Stripe calls, child processes, a daemon) for
+# 20-90 s start first, so that the rest of the suite keeps the other workers
+# busy meanwhile rather than one of them running alone at the end.
+LONG_FIRST = (
+    "tests/test_packaging.py::test_the_installed_wheel_runs_the_demo_outside_the_checkout",
+    "tests/api/test_replay.py::test_replay_through_the_api_gives_the_cli_diff_and_applies_it",
+    "tests/deploy/test_postgres_instance.py::test_daemon_launches_queued_runs_one_warehouse_writer_at_a_time",
+    "tests/cli/test_commands.py::test_catch_up_with_nothing_pending_sends_nothing_and_succeeds",
+    "tests/reliability/test_crash_recovery.py::test_catch_up_killed_with_sigkill",
+    "tests/reliability/test_soak.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(LONG_FIRST) if item.nodeid.startswith(prefix)), len(LONG_FIRST))
+    items.sort(key=rank)
 
 
 class Env:
@@ -40,8 +70,9 @@ class Env:
         self.config_path = root / "stripemeter.yaml"
         self.home = root / "dagster_home"
         self.home.mkdir()
-        (self.home / "dagster.yaml").write_text(settings.bundled("dagster.yaml"))
+        (self.home / "dagster.yaml").write_text(settings.bundled("dagster.yaml") + TEST_EVENT_LOG)
         self._monkeypatch = monkeypatch
+        self._duck: duckdb.DuckDBPyConnection | None = None
         self.write_config(BASE_CONFIG)
         for key, value in {
             "STRIPEMETER_LANDING": str(self.landing),
@@ -93,13 +124,32 @@ class Env:
                                 now=settings.now())
 
     def sql(self, query: str, params=None) -> list[tuple]:
-        with connect(str(self.warehouse)) as conn:
-            return conn.execute(query, params).fetchall()
+        """`query` on the warehouse (with its schema), which is attached for
+        the call to one in-memory DuckDB kept by the test: each new DuckDB
+        instance costs about 22 ms of CPU, and tests read the warehouse
+        thousands of times. The file is detached, so closed, on return."""
+        if self._duck is None:
+            self._duck = duckdb.connect()
+            self._duck.execute("SET TimeZone = 'UTC'")
+        self._duck.execute(f"ATTACH {literal(str(self.warehouse))} AS warehouse")
+        try:
+            self._duck.execute("USE warehouse")
+            ensure_schema(self._duck)
+            return self._duck.execute(query, params).fetchall()
+        finally:
+            self._duck.execute("USE memory")
+            self._duck.execute("DETACH warehouse")
+
+    def close(self) -> None:
+        if self._duck is not None:
+            self._duck.close()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
-    return Env(tmp_path, monkeypatch)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    made = Env(tmp_path, monkeypatch)
+    yield made
+    made.close()
 
 
 @pytest.fixture
