@@ -2,8 +2,13 @@
 persistent Dagster instance per test, selected through the same environment
 variables production uses."""
 
+import atexit
+import functools
 import gzip
 import json
+import os
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +45,25 @@ event_log_storage:
       env: DAGSTER_HOME
 """
 
+@functools.cache
+def dagster_home_template() -> Path:
+    """A Dagster home whose SQLite storages are created and migrated, copied
+    for each test: creating them costs about 0.3 s of CPU, copying 60 ms."""
+    home = Path(tempfile.mkdtemp(prefix="stripemeter-dagster-home-"))
+    atexit.register(shutil.rmtree, home, True)
+    (home / "dagster.yaml").write_text(settings.bundled("dagster.yaml") + TEST_EVENT_LOG)
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        dg.DagsterInstance.get().dispose()
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+    return home
+
+
 # Tests that mostly wait (paced Stripe calls, child processes, a daemon) for
 # 20-90 s start first, so that the rest of the suite keeps the other workers
 # busy meanwhile rather than one of them running alone at the end.
@@ -69,8 +93,7 @@ class Env:
         self.warehouse = root / "warehouse.duckdb"
         self.config_path = root / "stripemeter.yaml"
         self.home = root / "dagster_home"
-        self.home.mkdir()
-        (self.home / "dagster.yaml").write_text(settings.bundled("dagster.yaml") + TEST_EVENT_LOG)
+        shutil.copytree(dagster_home_template(), self.home)
         self._monkeypatch = monkeypatch
         self._duck: duckdb.DuckDBPyConnection | None = None
         self.write_config(BASE_CONFIG)
