@@ -55,12 +55,13 @@ BASELINE_COMMIT = "0e2165b"
 # ---------------------------------------------------------------- workers (run in subprocesses)
 
 @common.worker
-def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False, code: str | None = None) -> dict:
+def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False) -> dict:
     """`exact_only`: every file through the exact path, the baseline of the
-    typed Parquet path (ingest/fastpath.py). `code`: a tree of the package to
-    import instead of this checkout's (`baseline_tree`)."""
-    if code:
-        sys.path[:0] = [code, f"{code}/bench"]
+    typed Parquet path (ingest/fastpath.py). Run with `code=` (`baseline_tree`),
+    the package and bench/_ledger.py of that tree are imported instead of this
+    checkout's."""
+    if common.CODE != common.ROOT:
+        sys.path[:0] = [str(common.CODE), f"{common.CODE}/bench"]
     import _ledger
     if exact_only:
         from stripemeter_assets.ledger import batch

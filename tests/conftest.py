@@ -45,6 +45,7 @@ event_log_storage:
       env: DAGSTER_HOME
 """
 
+
 @functools.cache
 def dagster_home_template() -> Path:
     """A Dagster home whose SQLite storages are created and migrated, copied

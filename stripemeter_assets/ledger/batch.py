@@ -152,7 +152,7 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
         days = query(conn, "ledger/batch_summary.sql")
         conn.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, false, ?)",
                      [batch_id, [d["day"] for d in days], batch_id, naive_now])
-        run_script(conn, "ledger/watermarks.sql", batch_id=batch_id, first_seq=first_seq, now=naive_now)
+        run_script(conn, "ledger/watermarks.sql", now=naive_now)
         conn.execute("DROP TABLE batch_events")
         run_script(conn, "ledger/rejected.sql", batch_id=batch_id, now=naive_now)
         late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
