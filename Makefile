@@ -25,12 +25,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium not installed: the HTML report test parses the file instead"
 
-# The Node SDK's tests (node's own runner) start the real API server from $(VENV).
 # The suite's scratch files (warehouses, Dagster homes, landing folders) go to
 # RAM when /dev/shm is writable: the tests make thousands of small DuckDB and
 # SQLite commits, and waiting for a disk to sync them took a fifth of their time.
 TEST_TMPDIR := $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp})
 
+# The Node SDK's tests (node's own runner) start the real API server from $(VENV).
 test: $(STAMP) browser
 	TMPDIR=$(TEST_TMPDIR) $(BIN)/pytest -n 2 -q
 	cd sdk/node && TMPDIR=$(TEST_TMPDIR) STRIPEMETER_PYTHON=$(CURDIR)/$(BIN)/python node --test test/*.test.js
