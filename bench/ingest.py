@@ -57,7 +57,7 @@ BASELINE_COMMIT = "0e2165b"
 @common.worker
 def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False) -> dict:
     """`exact_only`: every file through the exact path, the baseline of the
-    typed Parquet path (ingest/fastpath.py). Run with `code=` (`baseline_tree`),
+    typed Parquet path (ledger/fastpath.py). Run with `code=` (`baseline_tree`),
     the package and bench/_ledger.py of that tree are imported instead of this
     checkout's."""
     if common.CODE != common.ROOT:

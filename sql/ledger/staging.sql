@@ -17,3 +17,13 @@ CREATE OR REPLACE TEMP TABLE staged (
     detail          VARCHAR,
     raw             VARCHAR
 );
+
+-- Staged rows not to append (verdicts.sql): duplicate | conflict, and the
+-- first row with their key.
+CREATE OR REPLACE TEMP TABLE verdicts (
+    file_seq   BIGINT,
+    row_number BIGINT,
+    verdict    VARCHAR,
+    first_file VARCHAR,
+    first_row  BIGINT
+);

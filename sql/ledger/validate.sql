@@ -3,7 +3,7 @@
 -- one, and the raw text kept only for rows that will be quarantined.
 -- {{quantity_value}} and {{ts_value}} type the quantity and ts: from their
 -- texts (sm_decimal, sm_timestamp), or columns a typed reader already gave
--- exactly (ingest/fastpath.py; a typed ts has no text, hence `t IS NULL`
+-- exactly (ledger/fastpath.py; a typed ts has no text, hence `t IS NULL`
 -- in the missing test, which changes nothing for a text: empty text, no t).
 INSERT INTO staged
 WITH src AS ({{rows}}),

@@ -1,22 +1,8 @@
 -- Which valid staged rows must not be appended, and why: their key is
 -- already in the ledger or repeats earlier in the batch (first by file, then
 -- row, wins). Same billable payload -> duplicate; different -> conflict.
--- `meta` is descriptive and never part of the payload.
-
--- The ledger's keys are looked up in event_keys' sorted runs (a batch of
--- few keys reads only the row groups whose min/max hold them) and in the
--- tail not yet in a run, read from `events` by seq (the ledger is in seq
--- order, so the filter skips every older row group).
--- Params: $compacted_through (event_keys_state).
-CREATE OR REPLACE TEMP TABLE ledger_candidates AS
-SELECT DISTINCT key_hash FROM (
-    SELECT k.key_hash FROM event_keys k
-    SEMI JOIN staged s ON s.key_hash = k.key_hash AND s.reason IS NULL
-    UNION ALL
-    SELECT e.key_hash FROM events e
-    SEMI JOIN staged s ON s.key_hash = e.key_hash AND s.reason IS NULL
-    WHERE e.seq > $compacted_through
-);
+-- `meta` is descriptive and never part of the payload. Reads candidates.sql's
+-- tables. Params: $compacted_through (event_keys_state).
 
 -- The ledger rows behind those hashes (usually none): their seqs from the
 -- runs, then the other columns of those rows only.
@@ -29,13 +15,8 @@ SELECT tenant_id, idempotency_key, metric, customer_ref, resource_id, ts, quanti
 FROM events
 WHERE seq > $compacted_through AND key_hash IN (SELECT key_hash FROM ledger_candidates);
 
--- Keys that may repeat inside the batch, found by hash: grouping millions of
--- 64-bit hashes costs a fraction of grouping the key strings.
-CREATE OR REPLACE TEMP TABLE batch_repeats AS
-SELECT key_hash FROM staged WHERE reason IS NULL GROUP BY key_hash HAVING count(*) > 1;
-
 -- `valid` is read twice: NOT MATERIALIZED keeps it from being copied whole.
-CREATE OR REPLACE TEMP TABLE verdicts AS
+INSERT INTO verdicts
 WITH valid AS NOT MATERIALIZED (
     SELECT * FROM staged WHERE reason IS NULL
 ),

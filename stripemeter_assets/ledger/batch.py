@@ -35,7 +35,7 @@ class FileResult:
     rows_duplicate: int = 0
     rows_quarantined: int = 0
     error: str | None = None
-    reader: str = "exact"  # typed (ingest/fastpath.py) | exact
+    reader: str = "exact"  # typed (ledger/fastpath.py) | exact
 
 
 @dataclass
@@ -55,7 +55,6 @@ class BatchResult:
 def prepare_session(conn: duckdb.DuckDBPyConnection, config: Config, now: datetime) -> None:
     # Row numbers come from the order rows are staged in (see _number_rows).
     conn.execute("SET preserve_insertion_order = true")
-    run_script(conn, "ledger/macros.sql")
     run_script(conn, "ledger/staging.sql")
     load_metric_catalog(conn, config)
     # A macro rather than a join with metric_catalog: see validate.sql.
@@ -143,7 +142,9 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     [(first_seq,)] = conn.execute("SELECT coalesce(min(file_seq), 0) << 32 FROM batch_files").fetchall()
     with transaction(conn):
         through = compacted_through(conn)
-        run_script(conn, "ledger/verdicts.sql", compacted_through=through)
+        run_script(conn, "ledger/candidates.sql", compacted_through=through)
+        if conn.execute("SELECT EXISTS (FROM ledger_candidates) OR EXISTS (FROM batch_repeats)").fetchone()[0]:
+            run_script(conn, "ledger/verdicts.sql", compacted_through=through)
         run_script(conn, "ledger/append.sql", batch_id=batch_id, now=naive_now)
         write_run_if_due(conn, through)
         run_script(conn, "ledger/batch_events.sql", batch_id=batch_id, first_seq=first_seq)
@@ -161,7 +162,7 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
             "l.rows_quarantined, l.error, f.reader FROM landing_files l JOIN batch_files f USING (file_seq) "
             "WHERE l.batch_id = ? ORDER BY file_seq", [batch_id]
         ).fetchall()
-    conn.execute("DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE ledger_matches; "
+    conn.execute("DROP TABLE verdicts; DROP TABLE ledger_candidates; DROP TABLE IF EXISTS ledger_matches; "
                  "DROP TABLE batch_repeats; DROP TABLE staged; DROP TABLE batch_files")
     return BatchResult(batch_id=batch_id, files=[FileResult(*r) for r in rows], days=days,
                        late_pending=late_pending)

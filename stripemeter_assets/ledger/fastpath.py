@@ -10,7 +10,7 @@ between the years 1000 and 9999 (where the exact path's text round trip is
 the identity). Other columns are read as the exact path reads them; a
 column of another type sends the file the exact way.
 
-The typed rows go through `sql/ingest/validate.sql` like every other file,
+The typed rows go through `sql/ledger/validate.sql` like every other file,
 in one transaction; if any row gets a quarantine reason, it is rolled back
 and the caller stages the file again through the exact path, which gives
 every reason, raw text and row number.

@@ -1,5 +1,5 @@
 """Per-format readers: each turns one local file into the common raw-row
-query that `sql/ingest/validate.sql` validates.
+query that `sql/ledger/validate.sql` validates.
 
 Every raw row has: row_number, raw, parse_error, and for each event field
 its text and its kind (string | number | object | null | invalid). `raw` is

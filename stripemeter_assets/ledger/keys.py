@@ -1,6 +1,6 @@
 """The derived idempotency key (DESIGN §2), in Python.
 
-`sql/ingest/validate.sql` computes the same key in DuckDB; a test holds the
+`sql/ledger/validate.sql` computes the same key in DuckDB; a test holds the
 two equal. Changing either is a breaking change: stored keys would no longer
 match re-sent events.
 """

@@ -1,6 +1,6 @@
 """One usage event as the SDK checks and writes it (DESIGN §2).
 
-The checks mirror `sql/ingest/validate.sql`, so an event the SDK accepts is
+The checks mirror `sql/ledger/validate.sql`, so an event the SDK accepts is
 never quarantined by the ingest for its shape; they run in `track()`, before
 anything is buffered, and in the HTTP API's ingest route (`check_record`),
 and raise `InvalidEvent` naming the field and the ingest's quarantine reason.
@@ -30,10 +30,10 @@ MAX_CHARS = {"tenantId": 128, "metric": 128, "customerRef": 255, "idempotencyKey
 MAX_INT_DIGITS = 29
 MAX_FRAC_DIGITS = 9
 DEFAULT_MAX_CLOCK_SKEW = timedelta(hours=1)
-# The decimal texts `sm_decimal` (sql/ingest/macros.sql) accepts.
+# The decimal texts `sm_decimal` (sql/ledger/macros.sql) accepts.
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 KEY_PREFIX = "sdk_"
-# The shape `sm_timestamp` (sql/ingest/macros.sql) requires before parsing:
+# The shape `sm_timestamp` (sql/ledger/macros.sql) requires before parsing:
 # a date, T or space, a time to the second; a bare date is refused.
 _TS_SHAPE = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d")
 
@@ -162,7 +162,7 @@ _TEXT_FIELDS = ("tenantId", "metric", "customerRef", "idempotencyKey", "resource
 def check_record(record: Any, *, now: datetime, max_skew: timedelta,
                  allows_negative: Callable[[str], bool]) -> tuple[str, str]:
     """One event in the contract's camelCase (a landing line, an API body item),
-    checked in the order `sql/ingest/validate.sql` checks it, so the first
+    checked in the order `sql/ledger/validate.sql` checks it, so the first
     failing reason is the one the ingest would quarantine it with. Returns
     (tenant, JSONL line). An event without `idempotencyKey` stays without one:
     the ingest gives it the derived key (DESIGN §2), so a re-sent copy dedupes."""
