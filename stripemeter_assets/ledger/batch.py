@@ -103,9 +103,8 @@ def _number_rows(conn: duckdb.DuckDBPyConnection, file_seq: int, first_row: int)
     run_script(conn, "ledger/number_rows.sql", file_seq=file_seq, first_row=first_row - (low or 0))
 
 
-def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, seen: dict[str, str]) -> None:
+def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, file_seq: int, seen: dict[str, str]) -> None:
     with local_copy(file) as (local, content_hash):
-        file_seq = conn.execute("SELECT nextval('landing_file_seq')").fetchone()[0]
         status, error, reader = "loaded", None, "exact"
         if content_hash in seen:
             status, error = "skipped", f"same content as {seen[content_hash]}, already loaded"
@@ -135,8 +134,12 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     prepare_session(conn, config, now)
     seen = dict(conn.execute("SELECT content_hash, any_value(path) FROM landing_files "
                              "WHERE status = 'loaded' GROUP BY ALL").fetchall())
-    for file in files:
-        _stage_file(conn, file, seen)
+    # One statement for every file's seq: each nextval outside a transaction
+    # is a commit of its own, with its sync.
+    seqs = sorted(seq for (seq,) in conn.execute("SELECT nextval('landing_file_seq') FROM range(?)",
+                                                 [len(files)]).fetchall())
+    for file, file_seq in zip(files, seqs, strict=True):
+        _stage_file(conn, file, file_seq, seen)
 
     # The batch's events are the ledger's tail, from its first file's seq on.
     [(first_seq,)] = conn.execute("SELECT coalesce(min(file_seq), 0) << 32 FROM batch_files").fetchall()
@@ -151,12 +154,12 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
         run_script(conn, "ledger/late_events.sql", batch_id=batch_id, now=naive_now,
                    default_lateness_us=default_lateness_us(config))
         days = query(conn, "ledger/batch_summary.sql")
+        late_pending = conn.execute("SELECT count(*) FROM batch_late").fetchone()[0]
         conn.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, false, ?)",
                      [batch_id, [d["day"] for d in days], batch_id, naive_now])
         run_script(conn, "ledger/watermarks.sql", now=naive_now)
-        conn.execute("DROP TABLE batch_events")
+        conn.execute("DROP TABLE batch_events; DROP TABLE batch_late")
         run_script(conn, "ledger/rejected.sql", batch_id=batch_id, now=naive_now)
-        late_pending = conn.execute("SELECT count(*) FROM late_events WHERE batch_id = ?", [batch_id]).fetchone()[0]
         rows = conn.execute(
             "SELECT l.path, l.format, l.status, l.content_hash, l.rows_total, l.rows_loaded, l.rows_duplicate, "
             "l.rows_quarantined, l.error, f.reader FROM landing_files l JOIN batch_files f USING (file_seq) "

@@ -36,9 +36,9 @@ def ingest() -> None:
 
     real_run_script, real_stage = batch.run_script, batch._stage_file
 
-    def stage(conn, file, seen):
+    def stage(conn, file, *args):
         phase(f"stage:{os.path.basename(file.path)}")
-        real_stage(conn, file, seen)
+        real_stage(conn, file, *args)
 
     batch.run_script, batch._stage_file = phased_scripts(real_run_script), stage
     files = list_ready_files(settings.landing_url(), settle=0)
