@@ -81,9 +81,9 @@ class Profile:
         self._patch(batch_mod, "run_script", run_script)
         self._patch(batch_mod, "query", query)
         self._patch(batch_mod, "_stage_file",
-                    self._timed("stage files (hash + validate.sql)", batch_mod._stage_file))
+                    self._timed("stage files (validate.sql)", batch_mod._stage_file))
         self._patch(landing_mod, "_sha256_file",
-                    self._timed("  of which sha256 of file (Python)", landing_mod._sha256_file))
+                    self._timed("sha256 of files (Python)", landing_mod._sha256_file))
         self._patch(batch_mod, "prepare_session", self._timed("prepare_session", batch_mod.prepare_session))
         self._patch(batch_mod, "transaction", transaction)
 

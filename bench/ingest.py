@@ -20,7 +20,9 @@ file with memory_limit 2GB, against bare DuckDB reads of the same file.
      new rows are written) next to the old full copy of the warehouse, and
      the first publication (every row written once); the two batches also
      with the code of BASELINE_COMMIT (dedupe reading every key_hash), on
-     the same ledger in the same run.
+     the same ledger in the same run; then the 1-event batch again, both
+     codes, once the ledger has LANDING_HISTORY loaded files on record (the
+     check for re-dropped content used to read every file's hash).
 
 Each measurement runs `--repeat` times (default 2) in its own subprocess;
 the best run is reported with the spread of the runs.
@@ -32,6 +34,7 @@ Run: python bench/ingest.py [--events 10000000] [--format-events 1000000]
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -50,6 +53,9 @@ FORMATS = ("jsonl", "csv", "parquet", "jsonl.gz")
 # The ledger before event_keys (issue 17): each batch's dedupe read every
 # key_hash of the ledger. The scaling part runs it next to this checkout.
 BASELINE_COMMIT = "0e2165b"
+# Loaded landing files on record for the last 1-event batches of the scaling
+# part: a ledger fed by the API holds one per call.
+LANDING_HISTORY = 1_000_000
 
 
 # ---------------------------------------------------------------- workers (run in subprocesses)
@@ -73,6 +79,21 @@ def ingest(db: str, folder: str, batch_id: str, exact_only: bool = False) -> dic
 def build(db: str, events: int) -> dict:
     import _ledger
     return _ledger.build_ledger(db, events, memory_limit=common.MEMORY_LIMIT)
+
+
+@common.worker
+def landing_history(db: str, files: int) -> dict:
+    """`files` more loaded landing files on record (an API-fed ledger has one
+    per call), each with its own content hash."""
+    import time
+    import duckdb
+    con = duckdb.connect(db)
+    start = time.perf_counter()
+    con.execute("INSERT INTO landing_files SELECT 1000000000 + i, '/landing/history/api-' || i || '.jsonl', "
+                "sha256('history ' || i), 'jsonl', 1000, 10, 10, 0, 0, 'loaded', NULL, 'history', "
+                "TIMESTAMP '2025-01-01' FROM range(?) t(i)", [files])
+    con.close()
+    return {"seconds": time.perf_counter() - start}
 
 
 @common.worker
@@ -352,6 +373,9 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
             copies.append(common.run_worker(SCRIPT, "full_copy", db=str(db),
                                             analytics=str(tmp / "full-copy.duckdb"))["seconds"])
             log(f"publish after the batch: {fmt_s(publishes[-1])}; old full copy {fmt_s(copies[-1])}")
+            # The copy leaves hundreds of MB of dirty pages: written back now,
+            # not during whichever 1-event batch comes next.
+            os.sync()
             for code in ((None, base) if i % 2 == 0 else (base, None)):
                 label = ", base code" if code else ""
                 folder = tmp / f"scale-{fmt_count(size)}-tiny-{i}{label.replace(', base code', '-base')}"
@@ -359,6 +383,18 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
                 write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=(150 if code else 100) + i)
                 (base_tiny if code else tiny).append(_ingest_into(
                     db, folder, 1, f"1-event batch into {fmt_count(size)} ledger{label} (run {i + 1})", code=code))
+        # The same 1-event batch once the ledger has LANDING_HISTORY loaded files on record.
+        common.run_worker(SCRIPT, "landing_history", db=str(db), files=LANDING_HISTORY)
+        history, base_history = [], []
+        for i in range(repeat):
+            for code in ((None, base) if i % 2 == 0 else (base, None)):
+                label = ", base code" if code else ""
+                folder = tmp / f"scale-{fmt_count(size)}-history-{i}{label.replace(', base code', '-base')}"
+                folder.mkdir()
+                write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=(250 if code else 200) + i)
+                (base_history if code else history).append(_ingest_into(
+                    db, folder, 1, f"1-event batch into {fmt_count(size)} ledger with {fmt_count(LANDING_HISTORY)} "
+                                   f"landing files{label} (run {i + 1})", code=code))
         publish_after[size] = min(publishes)
         batch_s = min(r["end_to_end_s"] for r in batches)
         tiny_s = min(r["end_to_end_s"] for r in tiny)
@@ -374,6 +410,9 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
             Row(f"{fmt_count(size)} ledger: 1-event batch, ingest_batch only",
                 fmt_runs([r["ingest_batch_s"] for r in tiny])),
             Row(f"  base code {BASELINE_COMMIT} (same run)", fmt_runs([r["ingest_batch_s"] for r in base_tiny])),
+            Row(f"{fmt_count(size)} ledger, {fmt_count(LANDING_HISTORY)} landing files on record: 1-event batch",
+                fmt_runs([r["end_to_end_s"] for r in history])),
+            Row(f"  base code {BASELINE_COMMIT} (same run)", fmt_runs([r["end_to_end_s"] for r in base_history])),
             Row(f"{fmt_count(size)} ledger: snapshot publish after the {fmt_count(b)} batches", fmt_runs(publishes)),
             Row(f"{fmt_count(size)} ledger: old full copy of the warehouse (same run)", fmt_runs(copies)),
             Row(f"  ratio publish / full copy", f"{min(publishes) / min(copies):.2f}x"),

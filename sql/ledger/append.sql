@@ -14,21 +14,6 @@ SELECT f.path, s.row_number, s.raw, s.reason, s.detail, s.tenant_id, s.idempoten
 FROM staged s JOIN batch_files f USING (file_seq)
 WHERE s.reason IS NOT NULL;
 
--- A conflicting row's raw text was not kept (only rows failing validation
--- keep theirs); its parsed fields stand in for it.
-INSERT INTO quarantine
-SELECT f.path, s.row_number,
-       json_object('tenantId', s.tenant_id, 'metric', s.metric, 'customerRef', s.customer_ref,
-                   'quantity', s.quantity::VARCHAR, 'ts', strftime(s.ts, '%Y-%m-%dT%H:%M:%S.%fZ'),
-                   'idempotencyKey', s.idempotency_key, 'resourceId', s.resource_id, 'meta', s.meta::JSON)::VARCHAR,
-       'idempotency_conflict',
-       'idempotencyKey already names a different event (first seen in ' || v.first_file || ' row ' || v.first_row || ')',
-       s.tenant_id, s.idempotency_key, $batch_id, $now
-FROM staged s
-JOIN verdicts v ON v.file_seq = s.file_seq AND v.row_number = s.row_number
-JOIN batch_files f ON f.file_seq = s.file_seq
-WHERE v.verdict = 'conflict';
-
 INSERT INTO landing_files
 SELECT f.file_seq, f.path, f.content_hash, f.format, f.size_bytes,
        coalesce(c.total, 0), coalesce(c.total, 0) - coalesce(c.invalid, 0) - coalesce(c.duplicate, 0) - coalesce(c.conflict, 0),

@@ -38,7 +38,7 @@ def ingest() -> None:
 
     def stage(conn, file, *args):
         phase(f"stage:{os.path.basename(file.path)}")
-        real_stage(conn, file, *args)
+        return real_stage(conn, file, *args)
 
     batch.run_script, batch._stage_file = phased_scripts(real_run_script), stage
     files = list_ready_files(settings.landing_url(), settle=0)

@@ -96,7 +96,7 @@ def _assert_all_or_nothing(env, path: Path) -> bool:
 
 @pytest.mark.parametrize("kill_at", [
     "hold:after:ledger/append.sql",    # events appended, transaction open
-    "hold:after:ledger/rejected.sql",  # last statement before COMMIT
+    "hold:after:ledger/watermarks.sql",  # the last script before COMMIT
     "random",                          # anywhere between opening the warehouse and exiting
 ])
 def test_ingest_killed_with_sigkill_recovers_on_rerun_without_loss_or_double_count(env, bulk_file, kill_at):
