@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS billing_prices (
 -- counter costs on the item's Stripe price, against what Stripe will bill
 -- (the invoice preview while the period is open or in its grace) or billed
 -- (the finalized invoice's line). Money in the invoice currency's major units.
--- status: ok | invoice_drift | not_invoiced | no_subscription | pending.
+-- status: ok | invoice_drift | not_invoiced | no_subscription | pending | not_read
+-- (no key for the account: its Stripe side is unknown).
 CREATE TABLE IF NOT EXISTS invoice_reconciliation (
     tenant_id         VARCHAR NOT NULL,
     customer_ref      VARCHAR NOT NULL,

@@ -26,7 +26,8 @@ from .run import reconcile_invoices
     description="Per (tenant, customer, metric, subscription item, billing period overlapping the days): the local "
                 "total priced on the item's Stripe price against the invoice preview (open period), the draft "
                 "(in grace) or the finalized invoice's line; status ok, invoice_drift, not_invoiced, "
-                "no_subscription or pending, and the money at stake in the invoice currency. Writes table "
+                "no_subscription, pending or not_read (no Stripe key for the account), and the money at stake in "
+                "the invoice currency. Writes table "
                 "`invoice_reconciliation` and invoice-reconciliation-<days>.html under STRIPEMETER_REPORTS.",
 )
 def invoice_reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -47,7 +48,7 @@ def invoice_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehou
     return dg.MaterializeResult(metadata={
         "summary": dg.MetadataValue.md(scrub(summary)),
         "money_at_stake": dg.MetadataValue.json({c: str(v) for c, v in totals.items()}),
-        **{f"rows_{s}": by_status[s] for s in ("ok", *AT_RISK, "pending")},
+        **{f"rows_{s}": n for s, n in by_status.items()},
         "stripe_calls": calls,
         "report": dg.MetadataValue.path(str(html_path)),
     })

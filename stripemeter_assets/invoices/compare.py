@@ -23,9 +23,17 @@ INVOICE_DRIFT = "invoice_drift"
 NOT_INVOICED = "not_invoiced"
 NO_SUBSCRIPTION = "no_subscription"
 PENDING = "pending"
-STATUSES = (OK, INVOICE_DRIFT, NOT_INVOICED, NO_SUBSCRIPTION, PENDING)
+# The account's Stripe was not read (no key for it): its subscriptions,
+# prices and invoices are unknown, so nothing is known to be at risk either.
+NOT_READ = "not_read"
+STATUSES = (OK, INVOICE_DRIFT, NOT_INVOICED, NO_SUBSCRIPTION, PENDING, NOT_READ)
 AT_RISK = (INVOICE_DRIFT, NOT_INVOICED, NO_SUBSCRIPTION)
 NO_PRICE_CAUSE = "no subscription item on the meter's price, and no metered price to value the usage"
+
+
+def not_read_cause(shadow: bool) -> str:
+    key = "STRIPE_TEST_API_KEY (shadow mappings read test mode only)" if shadow else "STRIPE_API_KEY"
+    return f"not read from Stripe: no {key} is configured, so its subscriptions and invoices are unknown"
 
 
 @dataclass
@@ -90,6 +98,11 @@ def compare(row: Row, price: dict[str, Any] | None, line: InvoiceLine | None, *,
         row.status = INVOICE_DRIFT
         side = "under" if row.stripe_quantity < row.local_total else "over"
         row.cause = f"Stripe {side}-bills: {line.status} quantity {row.stripe_quantity:f} vs local {row.local_total:f}"
+    return row
+
+
+def not_read(row: Row, shadow: bool) -> Row:
+    row.status, row.cause = NOT_READ, not_read_cause(shadow)
     return row
 
 

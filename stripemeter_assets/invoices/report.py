@@ -13,7 +13,7 @@ import duckdb
 from stripemeter_assets.pricing import format_money
 from stripemeter_assets.warehouse import query
 
-from .compare import AT_RISK, STATUSES, Row
+from .compare import AT_RISK, NOT_READ, STATUSES, Row
 
 WORST = 20
 
@@ -44,10 +44,18 @@ def _total_text(totals: dict[str, Decimal]) -> str:
     return ", ".join(f"{format_money(v, c)} {c}" for c, v in totals.items()) or "0.00"
 
 
+def _not_read_note(by_status: dict[str, int]) -> str:
+    n = by_status[NOT_READ]
+    return (f"{n} counter(s) not compared: their account's Stripe was not read (no key), so what it bills "
+            "them is unknown and not counted above.") if n else ""
+
+
 def markdown_summary(conn: duckdb.DuckDBPyConnection, run_id: str, *, label: str) -> str:
     by_status = counts(conn, run_id)
     lines = [f"**Invoice reconciliation {label}: money at stake {_total_text(totals_at_stake(conn, run_id))}**", "",
              " · ".join(f"{s}: {by_status[s]}" for s in STATUSES), ""]
+    if note := _not_read_note(by_status):
+        lines += [note, ""]
     top = worst(conn, run_id, 5)
     if top:
         lines += ["| customer | metric | period | status | at stake | cause |", "|---|---|---|---|---|---|"]
@@ -84,6 +92,7 @@ ul.statuses {{ list-style: none; padding: 0; display: flex; gap: 1.5em; }}
 <p>Money at stake (what Stripe will not bill, or bills differently, in the invoice currency)</p>
 <div id="money-at-stake">{esc(_total_text(totals_at_stake(conn, run_id)))}</div>
 <ul class="statuses">{status_cells}</ul>
+<p id="not-read">{esc(_not_read_note(by_status))}</p>
 <h2>Worst rows</h2>
 <table id="worst"><thead><tr><th>tenant</th><th>customer</th><th>metric</th><th>period</th><th>status</th>
 <th>at stake</th><th>local qty</th><th>local amount</th><th>Stripe qty</th><th>Stripe amount</th><th>invoice</th>

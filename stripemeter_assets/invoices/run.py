@@ -60,11 +60,13 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
         wanted[(shadow, account)].add(event_name)
     lines: dict[tuple[str, datetime], InvoiceLine] = {}
     meter_price: dict[tuple[str, str], dict[str, Any]] = {}
+    unread: set[tuple[bool, str]] = set()
     calls = 0
     since = min(periods, default=now) - timedelta(days=1)
     for (shadow, account), event_names in sorted(wanted.items()):
         key = read_key(shadow)
         if key is None:
+            unread.add((shadow, account))
             continue
         reader = reader_for(key, key_mode(key) or "live", None if account == PLATFORM else account)
         seen = reader.read(event_names, invoices_since=since)
@@ -87,12 +89,18 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
     conn.register("meter_prices", pa.table({"account": [a for a, _ in meter_price],
                                             "event_name": [e for _, e in meter_price]},
                                            schema=pa.schema([("account", pa.string()), ("event_name", pa.string())])))
+    conn.register("unread_accounts", pa.table(
+        {"shadow": [s for s, _ in unread], "account": [a for _, a in unread],
+         "cause": [compare.not_read_cause(s) for s, _ in unread]},
+        schema=pa.schema([("shadow", pa.bool_()), ("account", pa.string()), ("cause", pa.string())])))
     try:
         rows = []
         for c in query(conn, "invoices/rows.sql"):
             row = Row(c["tenant_id"], c["customer_ref"], c["metric"], c["subscription_item"], c["period_start"],
                       c["period_end"], Decimal(c["local_total"]))
-            if c["source"] != "stripe":
+            if (c["shadow"], c["account"]) in unread:
+                compare.not_read(row, c["shadow"])
+            elif c["source"] != "stripe":
                 compare.no_subscription(row, meter_price.get((c["account"], c["event_name"])))
             else:
                 line = lines.get((c["subscription_item"], c["period_start"]))
@@ -104,6 +112,7 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
         _write(conn, rows, periods, now, run_id)
     finally:
         conn.unregister("meter_prices")
+        conn.unregister("unread_accounts")
     return calls
 
 

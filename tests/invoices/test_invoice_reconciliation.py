@@ -11,6 +11,7 @@ import pytest
 
 from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tolerance, invoice_reconciliation
 from stripemeter_assets.pricing import parse_price_config, price_line
+from stripemeter_assets.settings import stripe_key_env_names
 from tests.periods.conftest import RANGE_END, RANGE_START, billing, naive, ts  # noqa: F401
 
 ANCHOR = ts("2025-01-15T13:42:11")
@@ -75,6 +76,22 @@ def test_customer_without_subscription_is_named_with_its_usage_and_money(billing
     assert row["money_at_stake"] == Decimal("10.00") and row["currency"] == "USD"
     assert "billed to nobody" in row["cause"] and "40" in row["cause"]
     assert row["subscription_item"] is None
+
+
+def test_without_a_key_counters_are_not_read_rather_than_without_subscription(billing, monkeypatch):
+    """A dry run (no key) cannot know a customer's subscription: saying
+    no_subscription would claim usage is billed to nobody."""
+    billing.subscribe("cus_A", billing.price(unit_amount=25), anchor=ANCHOR)
+    billing.set_now(ANCHOR + 86400)
+    billing.land(("cus_A", "7", ANCHOR + 30), ("cus_B", "40", ANCHOR + 60))
+    billing.run(ANCHOR, ANCHOR + 86400)
+    for name in stripe_key_env_names():
+        monkeypatch.delenv(name, raising=False)
+
+    rows = {r["customer_ref"]: r for r in reconcile(billing, ANCHOR, expect_check=True)}
+    # cus_A's billing period came from Stripe on an earlier run (compared in Python); cus_B has none (in SQL).
+    assert {c: r["status"] for c, r in rows.items()} == {"cus_A": "not_read", "cus_B": "not_read"}
+    assert all("no STRIPE_API_KEY is configured" in r["cause"] and r["money_at_stake"] == 0 for r in rows.values())
 
 
 def test_usage_pushed_after_stripe_finalized_is_not_invoiced(billing):
