@@ -3,7 +3,6 @@ in a single DuckDB transaction (all of the batch or none of it)."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -104,31 +103,40 @@ def _number_rows(conn: duckdb.DuckDBPyConnection, file_seq: int, first_row: int)
     run_script(conn, "ledger/number_rows.sql", file_seq=file_seq, first_row=first_row - (low or 0))
 
 
-def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, local: str, content_hash: str, file_seq: int,
-                seen: dict[str, str]) -> str:
-    """Stages one file's rows from its local copy; returns its status
-    (loaded | rejected | skipped)."""
-    status, error, reader = "loaded", None, "exact"
-    if content_hash in seen:
-        status, error = "skipped", f"same content as {seen[content_hash]}, already loaded"
-    else:
-        try:
-            if stage_clean_file(conn, local, file.format, file_seq):
-                reader = "typed"
-                if file.format in FIRST_ROW:
-                    _number_rows(conn, file_seq, FIRST_ROW[file.format])
-            else:
-                _stage_rows(conn, local, file.format, file_seq)
-        except _OUR_BUGS:
-            raise
-        except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:
-            # The failed INSERT is atomic, so no row of this file stays staged.
-            status, error = "rejected", f"{type(exc).__name__}: {exc}".replace(local, file.path)[:MAX_ERROR_CHARS]
+def _stage_file(conn: duckdb.DuckDBPyConnection, file: LandingFile, file_seq: int, seen: dict[str, str]) -> str:
+    """Stages one file's rows; returns its status (loaded | rejected | skipped).
+    `seen`: content hash -> path of the files this batch loaded so far."""
+    with local_copy(file) as (local, content_hash):
+        status, error, reader = "loaded", None, "exact"
+        if earlier := seen.get(content_hash) or _loaded_as(conn, content_hash):
+            status, error = "skipped", f"same content as {earlier}, already loaded"
         else:
-            seen[content_hash] = file.path
-    conn.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                 [file_seq, file.path, content_hash, file.format, file.size, status, error, reader])
+            try:
+                if stage_clean_file(conn, local, file.format, file_seq):
+                    reader = "typed"
+                    if file.format in FIRST_ROW:
+                        _number_rows(conn, file_seq, FIRST_ROW[file.format])
+                else:
+                    _stage_rows(conn, local, file.format, file_seq)
+            except _OUR_BUGS:
+                raise
+            except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:
+                # The failed INSERT is atomic, so no row of this file stays staged.
+                status, error = "rejected", f"{type(exc).__name__}: {exc}".replace(local, file.path)[:MAX_ERROR_CHARS]
+            else:
+                seen[content_hash] = file.path
+        conn.execute("INSERT INTO batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [file_seq, file.path, content_hash, file.format, file.size, status, error, reader])
     return status
+
+
+def _loaded_as(conn: duckdb.DuckDBPyConnection, content_hash: str) -> str | None:
+    """The path an earlier batch loaded this content from, found through the
+    index on landing_files.content_hash: reading every loaded file's hash
+    instead cost 0.9 s a batch at 1M landing files."""
+    [(path,)] = conn.execute("SELECT any_value(path) FROM landing_files WHERE content_hash = ? AND status = 'loaded'",
+                             [content_hash]).fetchall()
+    return path
 
 
 def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, batch_id: str,
@@ -136,19 +144,12 @@ def ingest_batch(conn: duckdb.DuckDBPyConnection, files: list[LandingFile], *, b
     """Loads `files` as one batch; returns per-file counts and what changed."""
     naive_now = now.replace(tzinfo=None)
     prepare_session(conn, config, now)
-    with contextlib.ExitStack() as copies:
-        local = [copies.enter_context(local_copy(file)) for file in files]
-        # Earlier loads of the same content, looked up by this batch's hashes:
-        # reading every loaded file's hash cost 0.9 s a batch at 1M landing files.
-        seen = dict(conn.execute("SELECT content_hash, any_value(path) FROM landing_files WHERE status = 'loaded' "
-                                 "AND content_hash IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL",
-                                 [[content_hash for _, content_hash in local]]).fetchall())
-        # One statement for every file's seq: each nextval outside a transaction
-        # is a commit of its own, with its sync.
-        seqs = sorted(seq for (seq,) in conn.execute("SELECT nextval('landing_file_seq') FROM range(?)",
-                                                     [len(files)]).fetchall())
-        statuses = {_stage_file(conn, file, path, content_hash, file_seq, seen)
-                    for file, (path, content_hash), file_seq in zip(files, local, seqs, strict=True)}
+    # One statement for every file's seq: each nextval outside a transaction
+    # is a commit of its own, with its sync.
+    seqs = sorted(seq for (seq,) in conn.execute("SELECT nextval('landing_file_seq') FROM range(?)",
+                                                 [len(files)]).fetchall())
+    seen: dict[str, str] = {}
+    statuses = {_stage_file(conn, file, file_seq, seen) for file, file_seq in zip(files, seqs, strict=True)}
     # The batch's events are the ledger's tail, from its first file's seq on.
     first_seq = seqs[0] << 32 if seqs else 0
     with transaction(conn):
