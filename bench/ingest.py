@@ -345,7 +345,6 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
     """Per ledger size: the 100k and 1-event batches (with their slowest
     phases), and the snapshot published after the 100k batch next to the
     old full copy."""
-    from stripemeter_assets.cli.gen_events import write_bulk_jsonl
     rows: list[Row] = []
     details: list[tuple[str, list[Row]]] = []
     publish_after: dict[int, float] = {}
@@ -362,13 +361,9 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
             # sometimes includes a checkpoint of 0.6-0.9 s CPU, depending on the
             # ledger's state rather than on the code. The base code's appends
             # stay in the tail of event_keys, which this checkout's batches read.
-            for code in ((None, base) if i % 2 == 0 else (base, None)):
-                label = ", base code" if code else ""
-                folder = tmp / f"scale-{fmt_count(size)}-batch-{i}{label.replace(', base code', '-base')}"
-                folder.mkdir()
-                write_bulk_jsonl(folder / "batch.jsonl", b, start="2025-01-31", days=1, seed=(50 if code else 1) + i)
-                (base_batches if code else batches).append(_ingest_into(
-                    db, folder, b, f"{fmt_count(b)} batch into {fmt_count(size)} ledger{label} (run {i + 1})", code=code))
+            new, old = _both_codes(tmp, db, base, i, "batch", b, (1, 50), f"{fmt_count(b)} batch into {fmt_count(size)} ledger")
+            batches.append(new)
+            base_batches.append(old)
             publishes.append(common.run_worker(SCRIPT, "publish", db=str(db), analytics=str(analytics))["seconds"])
             copies.append(common.run_worker(SCRIPT, "full_copy", db=str(db),
                                             analytics=str(tmp / "full-copy.duckdb"))["seconds"])
@@ -376,25 +371,18 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
             # The copy leaves hundreds of MB of dirty pages: written back now,
             # not during whichever 1-event batch comes next.
             os.sync()
-            for code in ((None, base) if i % 2 == 0 else (base, None)):
-                label = ", base code" if code else ""
-                folder = tmp / f"scale-{fmt_count(size)}-tiny-{i}{label.replace(', base code', '-base')}"
-                folder.mkdir()
-                write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=(150 if code else 100) + i)
-                (base_tiny if code else tiny).append(_ingest_into(
-                    db, folder, 1, f"1-event batch into {fmt_count(size)} ledger{label} (run {i + 1})", code=code))
+            new, old = _both_codes(tmp, db, base, i, "tiny", 1, (100, 150), f"1-event batch into {fmt_count(size)} ledger")
+            tiny.append(new)
+            base_tiny.append(old)
         # The same 1-event batch once the ledger has LANDING_HISTORY loaded files on record.
         common.run_worker(SCRIPT, "landing_history", db=str(db), files=LANDING_HISTORY)
         history, base_history = [], []
         for i in range(repeat):
-            for code in ((None, base) if i % 2 == 0 else (base, None)):
-                label = ", base code" if code else ""
-                folder = tmp / f"scale-{fmt_count(size)}-history-{i}{label.replace(', base code', '-base')}"
-                folder.mkdir()
-                write_bulk_jsonl(folder / "one.jsonl", 1, start="2025-01-31", days=1, seed=(250 if code else 200) + i)
-                (base_history if code else history).append(_ingest_into(
-                    db, folder, 1, f"1-event batch into {fmt_count(size)} ledger with {fmt_count(LANDING_HISTORY)} "
-                                   f"landing files{label} (run {i + 1})", code=code))
+            new, old = _both_codes(tmp, db, base, i, "history", 1, (200, 250),
+                                   f"1-event batch into {fmt_count(size)} ledger with {fmt_count(LANDING_HISTORY)} "
+                                   "landing files")
+            history.append(new)
+            base_history.append(old)
         publish_after[size] = min(publishes)
         batch_s = min(r["end_to_end_s"] for r in batches)
         tiny_s = min(r["end_to_end_s"] for r in tiny)
@@ -432,6 +420,22 @@ def scale_rows(tmp: Path, sizes: list[int], b: int, repeat: int) -> tuple[list[R
         rows.append(Row(f"snapshot publish after a {fmt_count(b)} batch: {fmt_count(large)} / {fmt_count(small)} ledger",
                         f"{ratio:.2f}x", f"<= {TARGET_PUBLISH_RATIO}x", ratio <= TARGET_PUBLISH_RATIO))
     return rows, details
+
+
+def _both_codes(tmp: Path, db: Path, base: str, i: int, kind: str, events: int, seeds: tuple[int, int],
+                what: str) -> tuple[dict, dict]:
+    """Run `i` of one batch of `events` fresh events into `db` with this
+    checkout's code and with the base code, taking turns at going first;
+    returns (this checkout's result, the base code's)."""
+    from stripemeter_assets.cli.gen_events import write_bulk_jsonl
+    results = {}
+    for code in ((None, base) if i % 2 == 0 else (base, None)):
+        folder = tmp / f"{db.stem}-{kind}-{i}{'-base' if code else ''}"
+        folder.mkdir()
+        write_bulk_jsonl(folder / "batch.jsonl", events, start="2025-01-31", days=1, seed=seeds[bool(code)] + i)
+        results[bool(code)] = _ingest_into(db, folder, events, f"{what}{', base code' if code else ''} (run {i + 1})",
+                                           code=code)
+    return results[False], results[True]
 
 
 def baseline_tree(tmp: Path) -> Path:
