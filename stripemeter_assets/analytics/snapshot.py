@@ -17,10 +17,10 @@ scanning older row groups); the snapshot file holds views over the segments
 its transaction saw. Every other table is small (one row per counter,
 intent, file, ...) and copied whole, but for the ledger's key index, which is
 not published. Segments are immutable: a reader's old snapshot keeps reading
-the files it names. When a size tier holds
-`MERGE_FANOUT` segments they are merged into one and retired; retired and
-orphaned files are deleted after `RETAIN`, so a snapshot held open longer
-than that may lose rows it still names.
+the files it names. When a size tier holds `MERGE_FANOUT` segments they are
+merged into one and retired; retired and orphaned files are deleted after
+`RETAIN`, so a snapshot held open longer than that may lose rows it still
+names.
 """
 
 from __future__ import annotations
