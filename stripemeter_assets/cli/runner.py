@@ -177,6 +177,10 @@ def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance, spans: li
 
 
 def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[str]:
-    """Day spans whose period counters this catch-up refreshed, plus today's."""
+    """Day spans whose period counters this catch-up refreshed, plus today's
+    unless one of them holds it: its pre-invoice run would settle the same
+    periods a second time (push, reconciliation, Stripe reads)."""
     spans = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
-    return sorted(spans | {now_period})
+    if not any(first <= now_period <= (last or first) for first, _, last in (s.partition("..") for s in spans)):
+        spans.add(now_period)
+    return sorted(spans)
