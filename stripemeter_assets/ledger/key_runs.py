@@ -1,6 +1,6 @@
 """The ledger's key hashes in sorted runs (`event_keys`), so that a batch's
 dedupe reads what its own keys need rather than every key_hash of the
-ledger (sql/ledger/verdicts.sql).
+ledger (sql/ledger/candidates.sql).
 
 A run is written once the tail of the ledger not yet in one reaches
 RUN_MIN_ROWS: up to then the tail is looked up in `events` itself, read by
