@@ -3,6 +3,7 @@ against a real instance."""
 
 import json
 import os
+import shutil
 import time
 
 import dagster as dg
@@ -66,6 +67,32 @@ def test_ingest_run_from_the_sensor_loads_the_files_and_reports_days(env, instan
     assert metadata["rows_loaded"].value == 2
     assert metadata["days_touched"].value == ["2025-03-10", "2025-03-12"]
     assert env.sql("SELECT count(*) FROM events") == [(2,)]
+
+
+def test_ingested_files_leave_the_landing_and_the_sensor_forgets_them(env, instance):
+    """Listing the landing (each tick, each run) and the sensor's cursor, kept
+    by every tick record, grew with every file ever dropped."""
+    env.drop_jsonl("a.jsonl", [event()])
+    shutil.copy(env.landing / "a.jsonl", env.landing / "copy.jsonl")
+    env.drop_text("broken.parquet", "this is not parquet")
+    first = _tick(landing_sensor, instance, landing=LandingResource())
+    outcome = execute_request(defs, instance, first.run_requests[0], default_job="ingest_job")
+    assert outcome.success
+    archived = env.landing / ".ingested" / "2025-03-20" / outcome.run_id
+    assert sorted(p.name for p in archived.iterdir()) == ["a.jsonl", "copy.jsonl"]
+    # the rejected file stays, to be fixed in place
+    assert sorted(p.name for p in env.landing.iterdir()) == [".ingested", "broken.parquet"]
+    after = _tick(landing_sensor, instance, cursor=first.cursor, landing=LandingResource())
+    assert not after.run_requests
+    assert [os.path.basename(p) for p in json.loads(after.cursor)] == ["broken.parquet"]
+    # content already in the ledger, dropped again: skipped, and archived too
+    shutil.copy(archived / "a.jsonl", env.landing / "again.jsonl")
+    [request] = _tick(landing_sensor, instance, cursor=after.cursor, landing=LandingResource()).run_requests
+    again = execute_request(defs, instance, request, default_job="ingest_job")
+    assert (env.landing / ".ingested" / "2025-03-20" / again.run_id / "again.jsonl").exists()
+    assert env.sql("SELECT status, count(*) FROM landing_files GROUP BY ALL ORDER BY 1") == [
+        ("loaded", 1), ("rejected", 1), ("skipped", 2)]
+    assert env.sql("SELECT count(*) FROM events") == [(1,)]
 
 
 def test_watermark_sensor_requests_counters_for_each_late_batch(env, instance):

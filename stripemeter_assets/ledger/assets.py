@@ -5,6 +5,7 @@ import dagster as dg
 
 from stripemeter_assets import settings
 from stripemeter_assets.ledger import ingest_batch
+from stripemeter_assets.ledger.landing import archive
 from stripemeter_assets.resources import LandingResource, WarehouseResource
 
 
@@ -60,9 +61,17 @@ def usage_events(context: dg.AssetExecutionContext, config: IngestConfig,
             context.log.warning(f"{len(missing)} requested files are no longer ready: {sorted(missing)[:5]}")
     else:
         files = ready
+    now = settings.now()
     with warehouse.connect() as conn:
-        result = ingest_batch(conn, files, batch_id=context.run_id, config=warehouse.config(), now=settings.now())
+        result = ingest_batch(conn, files, batch_id=context.run_id, config=warehouse.config(), now=now)
         reannounced = _reannounce_lost_batches(context, conn)
+    # Committed: a file whose content the ledger holds leaves the landing (a
+    # rejected one stays, to be fixed in place).
+    held = {f.path for f in result.files if f.status != "rejected"}
+    stuck = archive(landing.resolved_url(), [f for f in files if f.path in held],
+                    batch_id=context.run_id, day=now.date().isoformat())
+    for problem in stuck:
+        context.log.warning(problem)
     if result.count("rejected"):
         context.log.warning(f"{result.count('rejected')} files rejected; see landing_files and quarantine")
     return dg.MaterializeResult(

@@ -13,6 +13,7 @@ S3-compatible server (MinIO, moto, ...) through `AWS_ENDPOINT_URL_S3` or
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -27,6 +28,8 @@ from stripemeter_assets.ledger.formats import SUFFIXES, detect_format
 
 IGNORED_SUFFIXES = (".tmp", ".part")
 CHUNK_BYTES = 8 << 20
+# Where a local landing's ingested files go (a dot-folder: the scan never enters it).
+ARCHIVE_FOLDER = ".ingested"
 
 
 @dataclass(frozen=True, order=True)
@@ -69,17 +72,24 @@ def _hidden(rel: str) -> bool:
 
 
 def _list(fs: fsspec.AbstractFileSystem, root: str, local: bool) -> dict[str, dict]:
-    if local:
-        return fs.find(root, detail=True, withdirs=False) if fs.exists(root) else {}
+    """Every file under `root` outside dot-folders, which the walk never
+    enters: `.ingested/` (see `archive`) grows with history and is never read."""
     # A code server lives for days; fsspec caches both the filesystem object and
     # its directory listings, and a stale listing would hide new files.
-    fs.invalidate_cache(root)
-    try:
-        return fs.find(root, detail=True, withdirs=False)
-    except FileNotFoundError:
-        # An empty prefix is simply nothing to do (a missing bucket is not:
-        # s3fs raises other errors for that, and they should fail the tick).
-        return {}
+    fresh = {} if local else {"refresh": True}
+    found: dict[str, dict] = {}
+    # A missing root (or an empty prefix) is simply nothing to do; other
+    # errors (a missing bucket, no permission) fail the tick.
+    for _folder, dirs, files in fs.walk(root, detail=True, on_error=_raise_unless_missing, **fresh):
+        for name in [d for d in dirs if d.startswith(".")]:
+            del dirs[name]
+        found.update((info["name"], info) for info in files.values())
+    return found
+
+
+def _raise_unless_missing(exc: OSError) -> None:
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
 
 
 def list_ready_files(url: str, settle: float | None = None, now: float | None = None) -> list[LandingFile]:
@@ -111,6 +121,46 @@ def list_ready_files(url: str, settle: float | None = None, now: float | None = 
         etag = "" if local else str(info.get("ETag") or info.get("etag") or "").strip('"')
         found.append(LandingFile(path=full, size=int(info.get("size") or 0), mtime=mtime, format=fmt, etag=etag))
     return sorted(found)
+
+
+def archive(url: str, files: list[LandingFile], *, batch_id: str, day: str) -> list[str]:
+    """Moves files whose content the ledger holds out of a local landing, to
+    `.ingested/<day>/<batch_id>/<path in the landing>`, where no scan looks:
+    listing the landing (each sensor tick, each ingest run, /metrics) and the
+    sensor's cursor then follow what is new, not everything ever dropped.
+    Returns one line per file left where it was.
+
+    A bucket is left as it is: S3 has no atomic move, and a copy and delete
+    would delete an object rewritten in between. Expire its loaded objects
+    with a lifecycle rule instead (README)."""
+    if not _is_local(url):
+        return []
+    _, root = _filesystem(url)
+    problems = []
+    for file in files:
+        source = os.path.abspath(file.path.removeprefix("file://"))
+        target = os.path.join(root, ARCHIVE_FOLDER, day, batch_id, os.path.relpath(source, root))
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.rename(source, target)
+            moved = os.stat(target)
+        except OSError as exc:
+            problems.append(f"{file.path} stays in the landing: {exc}")
+            continue
+        if dataclasses.replace(file, mtime=moved.st_mtime, size=moved.st_size).version != file.version:
+            # A producer replaced the file after the batch read it: what was
+            # moved is not in the ledger, so it goes back to be ingested.
+            problems.append(_restore(target, source))
+    return [p for p in problems if p]
+
+
+def _restore(target: str, source: str) -> str | None:
+    try:
+        os.link(target, source)  # never over a still newer file
+        os.unlink(target)
+        return None
+    except OSError as exc:
+        return f"{target} was written after its batch read it and is not ingested; move it back ({exc})"
 
 
 def _sha256_file(path: str) -> str:

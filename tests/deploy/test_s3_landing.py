@@ -117,6 +117,12 @@ def test_a_new_object_appears_in_the_next_listing_despite_fsspec_caches(env, buc
     bucket.drop("b.jsonl", b"{}\n")
     bucket.client.delete_object(Bucket=bucket.name, Key=bucket.key("a.jsonl"))
     assert [f.path.rsplit("/", 1)[-1] for f in list_ready_files(bucket.url, settle=0)] == ["b.jsonl"]
+    # the listing walks folders (to skip .ingested-like dot-folders): each is listed afresh
+    bucket.drop("2025/03/c.jsonl", b"{}\n")
+    assert len(list_ready_files(bucket.url, settle=0)) == 2
+    bucket.drop("2025/03/d.jsonl", b"{}\n")
+    assert [f.path.rsplit("/", 1)[-1] for f in list_ready_files(bucket.url, settle=0)] == ["c.jsonl", "d.jsonl",
+                                                                                            "b.jsonl"]
 
 
 def test_an_empty_prefix_lists_nothing(env, bucket):

@@ -69,8 +69,9 @@ def _file_vs_ledger(env, path: Path) -> tuple[int, int, int]:
     return total, missing, extra
 
 
-def _assert_loaded_exactly_once(env, path: Path) -> None:
-    total, missing, extra = _file_vs_ledger(env, path)
+def _assert_loaded_exactly_once(env, path: Path, content: Path | None = None) -> None:
+    """`content`: the file's bytes elsewhere, once an ingest run moved `path` out of the landing."""
+    total, missing, extra = _file_vs_ledger(env, content or path)
     assert (total, missing, extra) == (BULK_EVENTS, 0, 0)
     assert env.sql("SELECT count(*), count(DISTINCT (tenant_id, idempotency_key)) FROM events") == [
         (BULK_EVENTS, BULK_EVENTS)]
@@ -156,7 +157,8 @@ def test_catch_up_killed_with_sigkill_then_rerun_loads_everything_and_counts_it(
 
     code, out, err = run_to_completion([str(STRIPEMETER), "catch-up"], instance)
     assert code == 0, out + err[-2000:]
-    _assert_loaded_exactly_once(env, path)
+    _assert_loaded_exactly_once(env, path, content=bulk_file)
+    assert not path.exists() and list((env.landing / ".ingested").glob("*/*/bulk.jsonl"))
     _counters_equal_ledger(env)
 
 
