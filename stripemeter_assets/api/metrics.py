@@ -64,10 +64,10 @@ class SnapshotCollector:
                       snap.pairs("api/gauge_push_status.sql"))
         yield _by("stripemeter_reconciliation_rows", "Reconciliation rows by status", "status",
                   snap.pairs("api/gauge_reconciliation.sql"))
-        loaded = {path for (path,) in snap.pairs("api/loaded_files.sql")}
+        ready = [f.path for f in list_ready_files(self.landing_url, settle=0)]
         backlog = GaugeMetricFamily("stripemeter_landing_backlog_files",
                                     "Landing files not yet in the ledger as of the snapshot")
-        backlog.add_metric([], sum(1 for f in list_ready_files(self.landing_url, settle=0) if f.path not in loaded))
+        backlog.add_metric([], snap.scalar("api/landing_backlog.sql", paths=ready) if ready else 0)
         yield backlog
 
 

@@ -65,8 +65,8 @@ class Snapshot:
         names = [camel(d[0]) for d in cur.description]
         return [{n: jsonable(v) for n, v in zip(names, row)} for row in cur.fetchall()]
 
-    def scalar(self, sql_name: str) -> Any:
-        return self.conn.execute(load_sql(sql_name)).fetchone()[0]
+    def scalar(self, sql_name: str, **params: Any) -> Any:
+        return self.conn.execute(load_sql(sql_name), params).fetchone()[0]
 
     def pairs(self, sql_name: str) -> list[tuple[Any, Any]]:
         return self.conn.execute(load_sql(sql_name)).fetchall()

@@ -36,6 +36,7 @@ def test_metrics_parse_as_prometheus_text_and_move_when_events_arrive(env, keys,
     # No snapshot yet: no snapshot gauges, and the scrape still answers.
     assert ("stripemeter_ledger_events", ()) not in after
 
+    env.drop_text("broken.parquet", "not parquet")  # rejected: it stays in the landing, seen by the ledger
     assert not catch_up(defs, instance).failed
     gauges = scrape(server, keys["acme"])
     assert gauges[("stripemeter_ledger_events", ())] == 2
