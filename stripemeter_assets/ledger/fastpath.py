@@ -16,11 +16,12 @@ and the caller stages the file again through the exact path, which gives
 every reason, raw text and row number.
 
 JSONL (uncompressed) goes through DuckDB's multi-threaded JSON reader,
-which parses each line once into typed values (the exact path reads each
+which parses each line once into VARCHAR fields (the exact path reads each
 line as text, then extracts its fields and takes them apart), when a first
 scan of the lines (`sql/ledger/jsonl_doubts.sql`) finds none that the reader
-could read differently; its rows are numbered by position like the exact
-path's, after a check that there is one per line. pyarrow's JSON reader was
+could read differently, such as a text field holding a number; its rows are
+numbered by position like the exact path's, after a check that there is one
+per line. pyarrow's JSON reader was
 tried before: on 2 cores it staged 1M events in 4.0-4.3 s against 2.2-2.5 s
 for the exact path of then, and was dropped.
 """

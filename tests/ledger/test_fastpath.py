@@ -201,6 +201,16 @@ def test_jsonl_with_one_bad_row_deep_inside_loads_through_the_exact_path(env, mo
     '{"tenantId":"a","metric":"m","customerRef":"c","quantity":2,"ts":"2025-03-10T10:00:00Z","x":"\x1e"}\r\n',
     '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z","quantity":2}\n',
     '{"tenantId":"a","metric":"m","customerRef":"c",\n"quantity":1,"ts":"2025-03-10T10:00:00Z"}\n',
+    # a value the reader would turn into text where the exact path says invalid_type
+    '{"tenantId":5,"metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric" : true,"customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric":"m","customerRef":\t{"id":1},"quantity":1,"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":true,"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":[1],"ts":"2025-03-10T10:00:00Z"}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":1741600800}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z","idempotencyKey":7}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z","resourceId":false}\n',
+    '{"tenantId":"a","metric":"m","customerRef":"c","quantity":1,"ts":"2025-03-10T10:00:00Z","meta":[1]}\n',
 ])
 def test_a_jsonl_line_the_json_reader_could_read_differently_gives_what_the_exact_path_gives(env, monkeypatch, text):
     (env.landing / "a.jsonl").write_bytes(text.encode())
