@@ -14,6 +14,8 @@ SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
 # Headless runs print their outcome lines; step-by-step logs stay in the instance.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# pre_invoice_job without its recount, for spans period_usage_job has just counted.
+SETTLE_COUNTED = [dg.AssetKey(name) for name in ("stripe_push", "reconciliation_report", "invoice_reconciliation")]
 
 
 def local_instance() -> dg.DagsterInstance:
@@ -53,7 +55,7 @@ def _already_succeeded(instance: dg.DagsterInstance, run_key: str | None) -> boo
 
 
 def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest,
-                    default_job: str | None = None) -> RunOutcome:
+                    default_job: str | None = None, assets: list[dg.AssetKey] | None = None) -> RunOutcome:
     job_name = request.job_name or default_job
     job = defs.resolve_job_def(job_name)
     tags = dict(request.tags or {})
@@ -65,6 +67,7 @@ def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, request:
         instance=instance,
         tags=tags,
         partition_key=request.partition_key,
+        asset_selection=assets,
         raise_on_error=False,
     )
     span = request.partition_key or "..".join(
@@ -165,22 +168,27 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
     return report
 
 
-def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance, spans: list[str]) -> list[RunOutcome]:
+def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance,
+                   spans: list[tuple[str, bool]]) -> list[RunOutcome]:
     """The pre-invoice job (push, reconcile) for each span of day partitions
     (`day` or `first..last`, as a counter run names them), then the analyst
-    snapshot."""
+    snapshot. A span flagged counted had its period counters recounted by
+    this catch-up's `period_usage_job`, so its run skips the recount."""
     runs = []
-    for span in spans:
+    for span, counted in spans:
         first, _, last = span.partition("..")
-        runs.append(execute_request(defs, instance, partition_request("pre_invoice_job", None, first, last or first, {})))
+        request = partition_request("pre_invoice_job", None, first, last or first, {})
+        runs.append(execute_request(defs, instance, request, assets=SETTLE_COUNTED if counted else None))
     return runs + [execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job"))]
 
 
-def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[str]:
-    """Day spans whose period counters this catch-up refreshed, plus today's
-    unless one of them holds it: its pre-invoice run would settle the same
-    periods a second time (push, reconciliation, Stripe reads)."""
+def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[tuple[str, bool]]:
+    """(span, counted) for the day spans whose period counters this catch-up
+    refreshed, plus today's (not counted) unless one of them holds it: its
+    pre-invoice run would settle the same periods a second time (push,
+    reconciliation, Stripe reads)."""
     spans = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
+    settle = [(span, True) for span in spans]
     if not any(first <= now_period <= (last or first) for first, _, last in (s.partition("..") for s in spans)):
-        spans.add(now_period)
-    return sorted(spans)
+        settle.append((now_period, False))
+    return sorted(settle)

@@ -1,6 +1,10 @@
 """Which day spans a catch-up settles (push, reconciliation) once counting is done."""
 
-from stripemeter_assets.cli.runner import CatchUpReport, RunOutcome, _periods_to_settle
+import dagster as dg
+
+from stripemeter_assets.cli.runner import CatchUpReport, RunOutcome, _periods_to_settle, catch_up
+from stripemeter_assets.definitions import defs
+from tests.conftest import event
 
 
 def refreshed(*spans: str, failed: str = "") -> CatchUpReport:
@@ -14,12 +18,30 @@ def refreshed(*spans: str, failed: str = "") -> CatchUpReport:
 def test_today_is_settled_once_when_a_refreshed_span_holds_it():
     # Events of today refreshed a span ending today: a second run for today alone would
     # push and reconcile the same open periods again.
-    assert _periods_to_settle(refreshed("2025-01-03..2025-01-09"), "2025-01-09") == ["2025-01-03..2025-01-09"]
-    assert _periods_to_settle(refreshed("2025-01-09"), "2025-01-09") == ["2025-01-09"]
+    assert _periods_to_settle(refreshed("2025-01-03..2025-01-09"), "2025-01-09") == [("2025-01-03..2025-01-09", True)]
+    assert _periods_to_settle(refreshed("2025-01-09"), "2025-01-09") == [("2025-01-09", True)]
 
 
 def test_today_is_settled_too_when_no_refreshed_span_holds_it():
+    # Today's span was not counted by this catch-up: its run recounts first.
     assert _periods_to_settle(refreshed("2025-01-03..2025-01-08", "2024-12-30"), "2025-01-09") == \
-        ["2024-12-30", "2025-01-03..2025-01-08", "2025-01-09"]
+        [("2024-12-30", True), ("2025-01-03..2025-01-08", True), ("2025-01-09", False)]
     # Only counters that were refreshed count: a failed run's span settles nothing.
-    assert _periods_to_settle(refreshed(failed="2025-01-09"), "2025-01-09") == ["2025-01-09"]
+    assert _periods_to_settle(refreshed(failed="2025-01-09"), "2025-01-09") == [("2025-01-09", False)]
+
+
+def test_catch_up_settles_the_span_it_counted_without_counting_it_again(env, instance):
+    env.drop_jsonl("a.jsonl", [event(ts="2025-03-10T10:00:00Z", quantity="5")])
+    report = catch_up(defs, instance)
+    assert not report.failed
+    settled = {r.partitions: _materialized(instance, r.run_id) for r in report.runs if r.job == "pre_invoice_job"}
+    # 2025-03-10 was just counted by period_usage_job; today (the frozen now) was not
+    assert settled == {"2025-03-10": {"stripe_push", "reconciliation_report", "invoice_reconciliation"},
+                       "2025-03-20": {"period_usage", "stripe_push", "reconciliation_report", "invoice_reconciliation"}}
+    assert env.sql("SELECT customer_ref, local_total FROM reconciliation WHERE metric = 'api_calls'") == [
+        ("cus_A", 5)]
+
+
+def _materialized(instance, run_id: str) -> set[str]:
+    return {e.dagster_event.asset_key.path[-1]
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
