@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -15,9 +13,9 @@ from stripemeter_assets.api.token import make_token
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.cli.runner import catch_up
 from tests.api.conftest import WIDGET_SECRET
+from tests.browser import CHROMIUM, dump_dom as render
 from tests.conftest import event
 
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (make browser)")
 PRICES = {"api_calls": {"model": "flat", "currency": "USD", "unitPrice": "0.01"}}
 
@@ -28,9 +26,6 @@ def priced(env, keys):
     env.write_config({**config, "prices": PRICES})
 
 
-def render(url: str) -> str:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
-                          capture_output=True, text=True, timeout=90).stdout
 
 
 def token_from_cli(monkeypatch, capsys, customer: str) -> str:

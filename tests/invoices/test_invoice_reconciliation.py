@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tolerance, invoice_reconciliation
 from stripemeter_assets.pricing import parse_price_config, price_line
 from stripemeter_assets.settings import stripe_key_env_names
+from tests.browser import dump_dom
 from tests.periods.conftest import RANGE_END, RANGE_START, billing, naive, ts  # noqa: F401
 
 ANCHOR = ts("2025-01-15T13:42:11")
@@ -120,8 +120,7 @@ def test_html_report_leads_with_money_at_stake_in_chromium(billing, tmp_path, mo
     reconcile(billing, ANCHOR)
     page = tmp_path / "reports" / f"invoice-reconciliation-{naive(ANCHOR):%Y-%m-%d}.html"
 
-    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=90, check=True).stdout
+    dom = dump_dom(page.as_uri())
     assert dom.index('id="money-at-stake"') < dom.index('id="worst"')
     assert '<div id="money-at-stake">10.00 USD</div>' in dom
     worst = dom[dom.index('id="worst"'):]

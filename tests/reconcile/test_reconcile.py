@@ -6,8 +6,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
-import shutil
-import subprocess
 
 import dagster as dg
 
@@ -15,6 +13,7 @@ from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tol
 from stripemeter_assets.schedules import periods_due, pre_invoice_job, pre_invoice_schedule
 from stripemeter_assets.reconcile.compare import Row, classify, drift
 from stripemeter_assets.reconcile.stripe_totals import aligned_window
+from tests.browser import CHROMIUM, dump_dom
 from tests.push.conftest import MARCH_START
 from tests.reconcile.conftest import NOW_S, SETTLED_S
 
@@ -297,10 +296,8 @@ def test_html_report_renders(recon):
     recon.run(expect_success=False)
     html_path = recon.reports / "reconciliation-2025-03.html"
 
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if chromium:
-        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                              html_path.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    if CHROMIUM:
+        dom = dump_dom(html_path.as_uri(), timeout=60)
         assert '<table id="reconciliation">' in dom and "over-report" in dom and "<svg" in dom
     # Always also parsed with html.parser (no Chromium on this machine).
     cells, rows, has_svg = _html_text(html_path)
