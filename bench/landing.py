@@ -4,7 +4,8 @@ and 10 new ones.
 
 Two layouts of the same files, measured in the same run with the same code:
 - kept: the ingested files stay in the landing, as they did before a
-  successful ingest moved them out (`ledger/landing.archive`); the tick's
+  successful ingest moved them out (`ledger/landing.archive`), and as a
+  store that cannot delete conditionally still keeps them; the tick's
   cursor, which holds every listed path, holds them all;
 - archived: they are under `.ingested/`, which the scan never enters.
 

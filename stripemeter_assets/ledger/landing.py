@@ -18,6 +18,7 @@ import hashlib
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -124,43 +125,105 @@ def list_ready_files(url: str, settle: float | None = None, now: float | None = 
 
 
 def archive(url: str, files: list[LandingFile], *, batch_id: str, day: str) -> list[str]:
-    """Moves files whose content the ledger holds out of a local landing, to
+    """Moves files whose content the ledger holds out of the landing, to
     `.ingested/<day>/<batch_id>/<path in the landing>`, where no scan looks:
     listing the landing (each sensor tick, each ingest run, /metrics) and the
     sensor's cursor then follow what is new, not everything ever dropped.
-    Returns one line per file left where it was.
+    A file replaced since the batch listed it stays, to be ingested. Returns
+    one line per file that stays for any other reason.
 
-    A bucket is left as it is: S3 has no atomic move, and a copy and delete
-    would delete an object rewritten in between. Expire its loaded objects
-    with a lifecycle rule instead (README)."""
-    if not _is_local(url):
+    A folder's files are renamed. A bucket's objects are copied, then deleted
+    only if still the version listed (S3's conditional delete); a store that
+    ignores the condition keeps its objects, as do other fsspec stores."""
+    if not files:
         return []
-    _, root = _filesystem(url)
+    fs, root = _filesystem(url)
+    root = root.rstrip("/")
+    if _is_local(url):
+        move = _move_file
+    elif "s3" in _protocols(fs):
+        try:
+            if not _deletes_only_the_version_read(fs, root):
+                return [f"{len(files)} objects stay in the landing: this store ignores conditional deletes "
+                        "(If-Match), so a delete could remove a version written since; expire them with a lifecycle rule"]
+        except OSError as exc:
+            return [f"{len(files)} objects stay in the landing: {type(exc).__name__}: {exc}"]
+        move = _move_object
+    else:
+        return []
     problems = []
     for file in files:
-        source = os.path.abspath(file.path.removeprefix("file://"))
-        target = os.path.join(root, ARCHIVE_FOLDER, day, batch_id, os.path.relpath(source, root))
+        source = fs._strip_protocol(file.path)
+        target = f"{root}/{ARCHIVE_FOLDER}/{day}/{batch_id}/{source[len(root) + 1:]}"
         try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.rename(source, target)
-            moved = os.stat(target)
+            move(fs, file, source, target)
+        except Stranded as exc:
+            problems.append(str(exc))
         except OSError as exc:
-            problems.append(f"{file.path} stays in the landing: {exc}")
-            continue
-        if dataclasses.replace(file, mtime=moved.st_mtime, size=moved.st_size).version != file.version:
-            # A producer replaced the file after the batch read it: what was
-            # moved is not in the ledger, so it goes back to be ingested.
-            problems.append(_restore(target, source))
-    return [p for p in problems if p]
+            problems.append(f"{file.path} stays in the landing: {type(exc).__name__}: {exc}")
+    return problems
 
 
-def _restore(target: str, source: str) -> str | None:
-    try:
-        os.link(target, source)  # never over a still newer file
+class Stranded(Exception):
+    """A file replaced after its batch listed it was moved and cannot go back."""
+
+
+def _move_file(fs: fsspec.AbstractFileSystem, file: LandingFile, source: str, target: str) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(source, target)
+    moved = os.stat(target)
+    if dataclasses.replace(file, mtime=moved.st_mtime, size=moved.st_size).version != file.version:
+        # A producer replaced the file after the batch listed it: what was
+        # moved may not be in the ledger, so it goes back to be ingested,
+        # never over a still newer file.
+        try:
+            os.link(target, source)
+        except OSError as exc:
+            raise Stranded(f"{target} was replaced after its batch listed it and may not be ingested: "
+                           f"move it back to the landing ({exc})") from exc
         os.unlink(target)
-        return None
+
+
+def _move_object(fs: fsspec.AbstractFileSystem, file: LandingFile, source: str, target: str) -> None:
+    if not file.etag:
+        raise OSError("the listing gave no ETag, so no delete can be limited to the version listed")
+    fs.copy(source, target)
+    bucket, key, _ = fs.split_path(source)
+    try:
+        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=f'"{file.etag}"')
     except OSError as exc:
-        return f"{target} was written after its batch read it and is not ingested; move it back ({exc})"
+        if not _precondition_failed(exc):
+            raise
+        # Rewritten since the batch listed it: the new version stays to be
+        # ingested, and the copy (of either version) is not kept.
+        fs.rm(target)
+
+
+def _deletes_only_the_version_read(fs: fsspec.AbstractFileSystem, root: str) -> bool:
+    """Whether the store refuses a delete whose If-Match names another
+    version, as S3 does (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html).
+    Asked of a probe object, since an S3-compatible store may ignore the
+    header and delete anyway."""
+    probe = f"{root}/{ARCHIVE_FOLDER}/.probe-{uuid.uuid4().hex}"
+    fs.pipe_file(probe, b"")
+    bucket, key, _ = fs.split_path(probe)
+    try:
+        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch='"00000000000000000000000000000000"')
+    except OSError as exc:
+        if not _precondition_failed(exc):
+            raise
+        fs.rm(probe)
+        return True
+    return False
+
+
+def _precondition_failed(exc: OSError) -> bool:
+    response = getattr(exc.__cause__, "response", None) or {}
+    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
 def _sha256_file(path: str) -> str:
