@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from tests import processes
 from tests.conftest import BASE_CONFIG
 
 WIDGET_SECRET = secrets.token_hex(16)
@@ -41,7 +41,7 @@ class Server:
     def start(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
+        self.proc = processes.start(
             [sys.executable, "-m", "stripemeter_assets.cli", "serve", "--port", str(self.port)],
             env={**os.environ, "STRIPEMETER_WIDGET_SECRET": WIDGET_SECRET},
             stdout=subprocess.DEVNULL, stderr=open(self.env.root / "server.log", "ab"))
@@ -57,17 +57,12 @@ class Server:
         raise RuntimeError("server did not start in 60 s")
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        if self.proc:
+            processes.kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            processes.stop(self.proc, timeout=10)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from stripemeter_assets.cli import commands as cli
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.cli.runner import catch_up
-from tests import REPO_ROOT
+from tests import REPO_ROOT, processes
 from tests.api.conftest import auth, http
 from tests.conftest import event
 
@@ -24,16 +24,11 @@ RANGE = {"start": "2025-03-01", "end": "2025-03-02"}
 @pytest.fixture
 def daemon(env):
     """The Dagster daemon, which launches queued runs, as under `dagster dev`."""
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "dagster-daemon"), "run",
-                             "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=open(env.root / "daemon.log", "ab"))
+    proc = processes.start([os.path.join(os.path.dirname(sys.executable), "dagster-daemon"), "run",
+                            "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=open(env.root / "daemon.log", "ab"))
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    processes.stop(proc, timeout=30)
 
 
 def _wait(server, key, run_id, timeout=240) -> dict:

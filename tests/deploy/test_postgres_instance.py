@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import duckdb
 import pytest
 from dagster._core.instance.config import PoolGranularity
 
-from tests import REPO_ROOT
+from tests import REPO_ROOT, processes
 from stripemeter_assets.definitions import defs
 from tests.deploy.conftest import evaluate_sensor
 from stripemeter_assets.cli.runner import CURSOR_PREFIX
@@ -179,17 +178,6 @@ def test_without_the_pool_a_second_writer_process_is_refused_by_duckdb(env, monk
     assert "Could not set lock" in worker.stderr
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    """Ends a process we started in its own session, with its children."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def test_daemon_launches_queued_runs_one_warehouse_writer_at_a_time(env, prod_home, prod_instance):
     """Production path: the code runs in its own gRPC code server; runs
     submitted with `dagster job launch` wait in the Postgres run queue;
@@ -204,10 +192,10 @@ def test_daemon_launches_queued_runs_one_warehouse_writer_at_a_time(env, prod_ho
     files = [str(env.drop_jsonl(f"{name}.jsonl", [event(quantity=q, idempotencyKey=name)]))
              for name, q in (("a", "1"), ("b", "2"))]
     logs = open(env.root / "services.log", "w")
-    services = [subprocess.Popen(
+    services = [processes.start(
         [str(BIN / "dagster"), "api", "grpc", "-m", "stripemeter_assets.definitions", "--socket", sock,
          "--location-name", "stripemeter"],
-        cwd=REPO_ROOT, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)]
+        cwd=REPO_ROOT, stdout=logs, stderr=subprocess.STDOUT)]
     try:
         _wait_for(lambda: os.path.exists(sock), 60, "the code server socket", services)
         cli = [str(BIN / "dagster")]
@@ -220,13 +208,13 @@ def test_daemon_launches_queued_runs_one_warehouse_writer_at_a_time(env, prod_ho
         runs = prod_instance.get_runs()
         assert [r.status for r in runs] == [dg.DagsterRunStatus.QUEUED] * 2
 
-        services.append(subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                                         stdout=logs, stderr=subprocess.STDOUT, start_new_session=True))
+        services.append(processes.start([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+                                        stdout=logs, stderr=subprocess.STDOUT))
         _wait_for(lambda: all(prod_instance.get_run_by_id(r.run_id).status in FINISHED for r in runs), 90,
                   "the daemon to launch and finish both runs", services)
     finally:
         for proc in reversed(services):
-            _stop_group(proc)
+            processes.stop(proc)
         logs.close()
         shutil.rmtree(socket_dir, ignore_errors=True)
 
