@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import fsspec
@@ -31,6 +32,7 @@ IGNORED_SUFFIXES = (".tmp", ".part")
 CHUNK_BYTES = 8 << 20
 # Where a local landing's ingested files go (a dot-folder: the scan never enters it).
 ARCHIVE_FOLDER = ".ingested"
+OBJECT_MOVES = 16  # objects moved at once
 
 
 @dataclass(frozen=True, order=True)
@@ -151,17 +153,20 @@ def archive(url: str, files: list[LandingFile], *, batch_id: str, day: str) -> l
         move = _move_object
     else:
         return []
-    problems = []
-    for file in files:
+    def one(file: LandingFile) -> str | None:
         source = fs._strip_protocol(file.path)
-        target = f"{root}/{ARCHIVE_FOLDER}/{day}/{batch_id}/{source[len(root) + 1:]}"
         try:
-            move(fs, file, source, target)
+            move(fs, file, source, f"{root}/{ARCHIVE_FOLDER}/{day}/{batch_id}/{source[len(root) + 1:]}")
         except Stranded as exc:
-            problems.append(str(exc))
+            return str(exc)
         except OSError as exc:
-            problems.append(f"{file.path} stays in the landing: {type(exc).__name__}: {exc}")
-    return problems
+            return f"{file.path} stays in the landing: {type(exc).__name__}: {exc}"
+        return None
+
+    # An object takes two requests (copy, delete), each a round trip to the
+    # store, and the ingest run holds the warehouse's pool slot meanwhile.
+    with ThreadPoolExecutor(max_workers=1 if move is _move_file else OBJECT_MOVES) as pool:
+        return [problem for problem in pool.map(one, files) if problem]
 
 
 class Stranded(Exception):
