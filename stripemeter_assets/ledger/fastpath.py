@@ -21,9 +21,9 @@ line as text, then extracts its fields and takes them apart), when a first
 scan of the lines (`sql/ledger/jsonl_doubts.sql`) finds none that the reader
 could read differently, such as a text field holding a number; its rows are
 numbered by position like the exact path's, after a check that there is one
-per line. pyarrow's JSON reader was
-tried before: on 2 cores it staged 1M events in 4.0-4.3 s against 2.2-2.5 s
-for the exact path of then, and was dropped.
+per line. pyarrow's JSON reader was tried before: on 2 cores it staged 1M
+events in 4.0-4.3 s against 2.2-2.5 s for the exact path of then, and was
+dropped.
 """
 
 from __future__ import annotations

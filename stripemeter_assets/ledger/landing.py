@@ -30,7 +30,7 @@ from stripemeter_assets.ledger.formats import SUFFIXES, detect_format
 
 IGNORED_SUFFIXES = (".tmp", ".part")
 CHUNK_BYTES = 8 << 20
-# Where a local landing's ingested files go (a dot-folder: the scan never enters it).
+# Where a landing's ingested files go (a dot-folder: the scan never enters it).
 ARCHIVE_FOLDER = ".ingested"
 OBJECT_MOVES = 16  # objects moved at once
 
@@ -153,8 +153,9 @@ def archive(url: str, files: list[LandingFile], *, batch_id: str, day: str) -> l
         move = _move_object
     else:
         return []
+
     def one(file: LandingFile) -> str | None:
-        source = fs._strip_protocol(file.path)
+        source = _filesystem(file.path)[1]
         try:
             move(fs, file, source, f"{root}/{ARCHIVE_FOLDER}/{day}/{batch_id}/{source[len(root) + 1:]}")
         except Stranded as exc:
