@@ -144,11 +144,13 @@ def archive(url: str, files: list[LandingFile], *, batch_id: str, day: str) -> l
     if _is_local(url):
         move = _move_file
     elif "s3" in _protocols(fs):
+        # The batch is committed whatever happens here: a failure to move
+        # (s3fs raises botocore's own errors too) leaves files and a warning.
         try:
             if not _deletes_only_the_version_read(fs, root):
                 return [f"{len(files)} objects stay in the landing: this store ignores conditional deletes "
                         "(If-Match), so a delete could remove a version written since; expire them with a lifecycle rule"]
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001
             return [f"{len(files)} objects stay in the landing: {type(exc).__name__}: {exc}"]
         move = _move_object
     else:
@@ -160,7 +162,7 @@ def archive(url: str, files: list[LandingFile], *, batch_id: str, day: str) -> l
             move(fs, file, source, f"{root}/{ARCHIVE_FOLDER}/{day}/{batch_id}/{source[len(root) + 1:]}")
         except Stranded as exc:
             return str(exc)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 (see above)
             return f"{file.path} stays in the landing: {type(exc).__name__}: {exc}"
         return None
 
