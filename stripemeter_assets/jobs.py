@@ -17,10 +17,11 @@ billing_periods_job = dg.define_asset_job("billing_periods_job", selection=["bil
 # Ingest and `daily_usage` are kept current by the sensors (and `catch-up`),
 # so the pre-invoice run counts whatever they have counted. A day partition
 # stands for every customer's period overlapping it.
+# What settles counted periods: what pre_invoice_job runs after its recount.
+SETTLE_ASSETS = ("stripe_push", "reconciliation_report", "invoice_reconciliation")
 pre_invoice_job = dg.define_asset_job(
     "pre_invoice_job",
-    selection=dg.AssetSelection.assets("period_usage", "stripe_push", "reconciliation_report",
-                                       "invoice_reconciliation"),
+    selection=dg.AssetSelection.assets("period_usage", *SETTLE_ASSETS),
     partitions_def=period_partitions,
     description="Pre-invoice: recount the period, push deltas to Stripe, reconcile (blocking drift check).",
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from stripemeter_assets import settings
+from stripemeter_assets.jobs import SETTLE_ASSETS
 from stripemeter_assets.sensors import RANGE_END, RANGE_START, partition_request
 
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
@@ -15,7 +16,7 @@ CURSOR_PREFIX = "stripemeter/headless/"
 # Headless runs print their outcome lines; step-by-step logs stay in the instance.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # pre_invoice_job without its recount, for spans period_usage_job has just counted.
-SETTLE_COUNTED = [dg.AssetKey(name) for name in ("stripe_push", "reconciliation_report", "invoice_reconciliation")]
+SETTLE_COUNTED = [dg.AssetKey(name) for name in SETTLE_ASSETS]
 
 
 def local_instance() -> dg.DagsterInstance:

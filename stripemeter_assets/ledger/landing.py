@@ -196,12 +196,7 @@ def _move_object(fs: fsspec.AbstractFileSystem, file: LandingFile, source: str, 
     if not file.etag:
         raise OSError("the listing gave no ETag, so no delete can be limited to the version listed")
     fs.copy(source, target)
-    bucket, key, _ = fs.split_path(source)
-    try:
-        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=f'"{file.etag}"')
-    except OSError as exc:
-        if not _precondition_failed(exc):
-            raise
+    if not _delete_if_unchanged(fs, source, file.etag):
         # Rewritten since the batch listed it: the new version stays to be
         # ingested, and the copy (of either version) is not kept.
         fs.rm(target)
@@ -214,20 +209,23 @@ def _deletes_only_the_version_read(fs: fsspec.AbstractFileSystem, root: str) -> 
     header and delete anyway."""
     probe = f"{root}/{ARCHIVE_FOLDER}/.probe-{uuid.uuid4().hex}"
     fs.pipe_file(probe, b"")
-    bucket, key, _ = fs.split_path(probe)
+    if _delete_if_unchanged(fs, probe, "0" * 32):
+        return False  # deleted although the ETag named another version
+    fs.rm(probe)
+    return True
+
+
+def _delete_if_unchanged(fs: fsspec.AbstractFileSystem, path: str, etag: str) -> bool:
+    """Deletes the object if its ETag is still `etag`; False when the store refused (412)."""
+    bucket, key, _ = fs.split_path(path)
     try:
-        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch='"00000000000000000000000000000000"')
+        fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
     except OSError as exc:
-        if not _precondition_failed(exc):
+        response = getattr(exc.__cause__, "response", None) or {}
+        if response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
             raise
-        fs.rm(probe)
-        return True
-    return False
-
-
-def _precondition_failed(exc: OSError) -> bool:
-    response = getattr(exc.__cause__, "response", None) or {}
-    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "412")
+        return False
+    return True
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
