@@ -183,6 +183,11 @@ class Bucket:
     def head(self, name: str) -> dict:
         return self.client.head_object(Bucket=self.name, Key=self.key(name))
 
+    def keys(self) -> list[str]:
+        """Every key under the prefix, relative to it."""
+        listing = self.client.list_objects_v2(Bucket=self.name, Prefix=self.prefix + "/")
+        return [o["Key"].removeprefix(self.prefix + "/") for o in listing.get("Contents", [])]
+
 
 @pytest.fixture
 def bucket(s3_endpoint: str) -> Bucket:
