@@ -23,7 +23,7 @@ demo: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
-	  echo "chromium not installed: the HTML report test parses the file instead"
+	  echo "chromium not installed: the tests that render a page will fail"
 
 # The suite's scratch files (warehouses, Dagster homes, landing folders) go to
 # RAM when /dev/shm is writable: the tests make thousands of small DuckDB and

@@ -3,4 +3,4 @@ SELECT count(*) AS counters,
        list([tenant_id, metric, customer_ref] ORDER BY period_start, tenant_id, metric, customer_ref)[1:$examples]
            AS examples
 FROM push_plan
-WHERE NOT mapped
+WHERE action = 'unmapped'

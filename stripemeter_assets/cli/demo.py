@@ -17,6 +17,8 @@ import stripe
 from stripemeter_assets import settings
 from stripemeter_assets.cli.gen_events import GenSpec, generate
 from stripemeter_assets.pricing import format_money
+from stripemeter_assets.push import targets
+from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import PLATFORM, meter_formula
 from stripemeter_assets.cli.runner import CatchUpReport, RunOutcome, catch_up, execute_request, save_cursor, tick_sensor
 from stripemeter_assets.sensors import RANGE_END, RANGE_START
@@ -38,15 +40,17 @@ DEMO_PRICES = {
 
 def _accounts(config: settings.Config, conn) -> dict[str, tuple[set[str], set[str]]]:
     """account -> (meter event names, Stripe customers) the ledger and config put there."""
-    mapping = config.stripe
+    conn.execute("CREATE OR REPLACE TEMP TABLE demo_counters AS SELECT DISTINCT tenant_id, metric, customer_ref "
+                 "FROM events")
+    targets.load(conn, config, KeyStatus.from_env(), "demo_counters")
     out: dict[str, tuple[set[str], set[str]]] = {}
-    for tenant, metric, ref in conn.execute(
-            "SELECT DISTINCT tenant_id, metric, customer_ref FROM events ORDER BY ALL").fetchall():
-        target = mapping.target(tenant, metric, ref)
-        if target is not None:
-            events, customers = out.setdefault(target.account, (set(), set()))
-            events.add(target.event_name)
-            customers.add(target.stripe_customer)
+    for account, event_name, customer in conn.execute(
+            "SELECT m.account, m.event_name, c.stripe_customer FROM demo_counters "
+            "JOIN counter_meters m USING (tenant_id, metric) JOIN counter_customers c USING (customer_ref) "
+            "WHERE m.event_name IS NOT NULL").fetchall():
+        events, customers = out.setdefault(account, (set(), set()))
+        events.add(event_name)
+        customers.add(customer)
     return out
 
 

@@ -32,21 +32,6 @@ class MeterMapping:
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where one counter is pushed."""
-
-    account: str           # acct_… or PLATFORM
-    shadow: bool
-    stripe_customer: str
-    event_name: str
-    meter_id: str | None
-
-    @property
-    def stripe_account(self) -> str | None:
-        return None if self.account == PLATFORM else self.account
-
-
-@dataclass(frozen=True)
 class StripeMapping:
     meters: tuple[MeterMapping, ...] = ()
     customers: dict[str, str] | None = None
@@ -96,22 +81,5 @@ class StripeMapping:
                 wildcard = m
         return wildcard
 
-    def customer_for(self, ref: str) -> str | None:
-        mapped = (self.customers or {}).get(ref)
-        if mapped:
-            return mapped
-        return ref if ref.startswith("cus_") else None
-
     def account_for(self, tenant: str, meter: MeterMapping) -> str:
         return meter.account or (self.accounts or {}).get(tenant) or PLATFORM
-
-    def target(self, tenant: str, metric: str, customer_ref: str) -> Target | None:
-        """None when the counter is unmapped (no meter or no Stripe customer)."""
-        meter = self.meter_for(tenant, metric)
-        if meter is None:
-            return None
-        customer = self.customer_for(customer_ref)
-        if customer is None:
-            return None
-        return Target(account=self.account_for(tenant, meter), shadow=meter.shadow, stripe_customer=customer,
-                      event_name=meter.event_name, meter_id=meter.meter_id)

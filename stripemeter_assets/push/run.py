@@ -24,13 +24,11 @@ from typing import Any
 
 import duckdb
 
-from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push import meter_errors, outbox, planner
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, PushCallError, scrub
 from stripemeter_assets.push.mapping import StripeMapping
-from stripemeter_assets.push.outbox import Outcome
+from stripemeter_assets.push.outbox import Intent, Outcome
 from stripemeter_assets.push.pacing import Pacer, RetryPolicy
-from stripemeter_assets.push.planner import Intent
 from stripemeter_assets.settings import epoch, naive
 from stripemeter_assets.push.sender import Sender
 from stripemeter_assets.settings import Config
@@ -284,30 +282,21 @@ class _Run:
         return _delivered_subset(old_here, stripe_total - acked_sum)
 
     # -- steps 2 and 3 --------------------------------------------------------
-    def plan_and_send(self, config: Config, mapping: StripeMapping, keys: KeyStatus, periods: list[datetime],
-                      run_id: str) -> None:
-        index = PeriodIndex.load(self.conn)
+    def plan_and_send(self, config: Config, keys: KeyStatus, periods: list[datetime], run_id: str) -> None:
         with transaction(self.conn):
-            in_flight = outbox.load_in_flight(self.conn)
-            counters, vanished = outbox.load_counters_to_plan(self.conn, config, keys, periods, self.now)
-            plan = planner.plan(
-                counters=counters,
-                states=outbox.load_states(self.conn, sorted({*map(naive, periods), *index.open_starts(self.now)}),
-                                          pushed=periods),
-                in_flight=in_flight, adjustments=outbox.load_open_adjustments(self.conn),
-                config=config, mapping=mapping, keys=keys, now=self.now, dry_run=self.options.dry_run,
-                vanished=vanished, period_index=index)
-            outbox.write_plan(self.conn, plan, periods=periods, now=self.now, run_id=run_id)
+            tally = planner.plan(self.conn, config=config, keys=keys, periods=periods, now=self.now,
+                                 dry_run=self.options.dry_run, run_id=run_id)
+            outbox.write_plan(self.conn, periods=periods, now=self.now)
         r = self.report
-        r.planned = plan.count("planned")
-        r.refused_shadow = plan.count("refused_shadow")
-        r.skipped_too_old = plan.count("skipped_too_old")
-        r.carry_forwards_planned = sum(1 for i in plan.intents if i.kind == "carry_forward")
-        r.carry_forwards_unmapped = plan.carry_unmapped
-        r.carry_forwards_not_summable = plan.carry_not_summable
-        r.deferred = plan.deferred
+        r.planned = tally.planned
+        r.refused_shadow = tally.refused_shadow
+        r.skipped_too_old = tally.skipped_too_old
+        r.carry_forwards_planned = tally.carry_forwards
+        r.carry_forwards_unmapped = tally.carry_unmapped
+        r.carry_forwards_not_summable = tally.carry_not_summable
+        r.deferred = tally.deferred
         r.unmapped_count, r.unmapped = outbox.load_unmapped(self.conn, UNMAPPED_EXAMPLES)
-        new = [i for i in plan.intents if i.status == "pending"]
+        new = planner.new_pending(self.conn)
         self.log.info(f"stripe_push: {len(new)} new intent(s), {r.planned} planned (dry-run), "
                       f"{r.refused_shadow} refused (shadow), {r.skipped_too_old} too old, {r.unmapped_count} unmapped")
         if not self.options.dry_run:
@@ -362,7 +351,7 @@ def run_push(conn: duckdb.DuckDBPyConnection, *, config: Config, periods: list[d
         run.pull_error_reports()
         run.sender.preflight.trust(outbox.verified_customers(conn))
         run.resend_pending()
-    run.plan_and_send(config, mapping, keys, periods, run_id)
+    run.plan_and_send(config, keys, periods, run_id)
     run.report.pending_left = outbox.count_pending(conn)
     run.report.stripe_calls = gateways.calls.count
     run.report.retries = run.sender.retries

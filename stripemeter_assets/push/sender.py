@@ -24,7 +24,7 @@ from stripemeter_assets.push.client import AlreadyExists, Gateway, PushCallError
 from stripemeter_assets.push.meter_check import Preflight, Refusal
 from stripemeter_assets.push.outbox import Outcome
 from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
-from stripemeter_assets.push.planner import Intent
+from stripemeter_assets.push.outbox import Intent
 
 GatewayFor = Callable[[str, str | None, bool], "Gateway | None"]
 

@@ -3,11 +3,13 @@
 unit scale and the account's invoice grace period) and `counter_customers`
 (customer_ref -> Stripe customer, mapped refs only).
 
-The rules stay in their one home (push.mapping, push.planner.mode_of,
-periods.close.Grace); these tables hold their results once per distinct
-key, so SQL can join them to every counter instead of Python asking per
-counter. A counter is mapped when its meter has an event name and its ref a
-Stripe customer.
+The meter rules stay in their one home (push.mapping, mode_of,
+periods.close.Grace); counter_meters holds their results once per distinct
+(tenant, metric), so SQL can join them to every counter instead of Python
+asking per counter. Which ref is which customer is decided in SQL
+(push/counter_customers.sql), as there are as many refs as counters. A
+counter is mapped when its meter has an event name and its ref a Stripe
+customer.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import pyarrow as pa
 
 from stripemeter_assets.periods.close import Grace
 from stripemeter_assets.push.client import KeyStatus
-from stripemeter_assets.push.planner import mode_of
 from stripemeter_assets.settings import Config
-from stripemeter_assets.warehouse import ident, temp_table_from_rows
+from stripemeter_assets.warehouse import ident, render_sql, temp_table_from_rows
 
 _MICROSECOND = timedelta(microseconds=1)
 _METERS = pa.schema([
@@ -29,6 +30,12 @@ _METERS = pa.schema([
     ("shadow", pa.bool_()), ("account", pa.string()), ("mode", pa.string()), ("unit_scale", pa.int64()),
     ("grace_us", pa.int64()),
 ])
+_CUSTOMERS = pa.schema([("customer_ref", pa.string()), ("stripe_customer", pa.string())])
+
+
+def mode_of(shadow: bool, keys: KeyStatus) -> str:
+    """A shadow mapping is pushed in test mode only; the others in the primary key's mode."""
+    return "test" if shadow else (keys.primary_mode or "live")
 
 
 def load(conn: duckdb.DuckDBPyConnection, config: Config, keys: KeyStatus, counters: str) -> None:
@@ -44,12 +51,6 @@ def load(conn: duckdb.DuckDBPyConnection, config: Config, keys: KeyStatus, count
                        account=mapping.account_for(tenant, meter), mode=mode_of(meter.shadow, keys))
         meters.append(row)
     temp_table_from_rows(conn, "counter_meters", meters, _METERS)
-    refs = [r for (r,) in conn.execute(f"SELECT DISTINCT customer_ref FROM {ident(counters)}").fetchall()]
-    customers = pa.table({"customer_ref": pa.array(refs, pa.string()),
-                          "stripe_customer": pa.array([mapping.customer_for(r) for r in refs], pa.string())})
-    conn.register("_counter_customers", customers)
-    try:
-        conn.execute("CREATE OR REPLACE TEMP TABLE counter_customers AS SELECT * FROM _counter_customers "
-                     "WHERE stripe_customer IS NOT NULL")
-    finally:
-        conn.unregister("_counter_customers")
+    configured = [{"customer_ref": ref, "stripe_customer": cus} for ref, cus in (mapping.customers or {}).items()]
+    temp_table_from_rows(conn, "configured_customers", configured, _CUSTOMERS)
+    conn.execute(render_sql("push/counter_customers.sql", counters=ident(counters)))

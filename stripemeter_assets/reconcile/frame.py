@@ -20,7 +20,6 @@ from stripemeter_assets.periods.lookup import PeriodIndex
 from stripemeter_assets.push import outbox, targets
 from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS
-from stripemeter_assets.push.planner import vanished_counter
 from stripemeter_assets.reconcile import compare
 from stripemeter_assets.reconcile.compare import Row
 from stripemeter_assets.reconcile.stripe_totals import StripeTotals
@@ -53,15 +52,9 @@ def build(conn: duckdb.DuckDBPyConnection, config: Config, keys: KeyStatus, peri
 
 
 def _add_vanished(conn: duckdb.DuckDBPyConnection, config: Config, period: datetime) -> None:
-    gone = outbox.load_vanished(conn, "recon_counters", [period])
-    if not gone:
-        return
-    index = PeriodIndex.load(conn)
-    counters = {vanished_counter(key, index, config) for key in gone}
-    conn.executemany("INSERT INTO recon_counters BY NAME SELECT ? AS tenant_id, ? AS metric, ? AS customer_ref, "
-                     "? AS period_start, ? AS period_end, ? AS aggregation, ? AS value, ? AS since_close",
-                     [[c.tenant_id, c.metric, c.customer_ref, c.period_start, c.period_end, c.aggregation, c.value,
-                       c.since_close] for c in counters])
+    gone = outbox.vanished(conn, "recon_counters", [period])
+    if gone:
+        outbox.add_vanished(conn, config, PeriodIndex.load(conn), "recon_counters", gone)
 
 
 def rows_to_read(conn: duckdb.DuckDBPyConnection) -> list[Row]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from stripemeter_assets.push import outbox
 from stripemeter_assets.push.client import GatewayFactory, KeyStatus, scrub
-from stripemeter_assets.push.planner import CounterKey
+from stripemeter_assets.push.outbox import CounterKey
 from stripemeter_assets.push.run import PushOptions, PushReport, run_push
 from stripemeter_assets.reconcile import compare, frame, report
 from stripemeter_assets.reconcile.compare import Row

@@ -1,49 +1,20 @@
-"""The push's parts on their own: identifiers, the planner's in-flight rule,
-mapping validation, key scrubbing, pacing and backoff."""
+"""The push's parts on their own: mapping validation, key scrubbing, error
+classes, pacing, backoff and the old intents' settlement."""
 
 import random
 from datetime import datetime
-from decimal import Decimal
 
 import pytest
 import stripe
 
-from stripemeter_assets.push.client import KeyStatus, PushCallError, classify, scrub
+from stripemeter_assets.push.client import PushCallError, classify, scrub
 from stripemeter_assets.push.mapping import StripeMapping
+from stripemeter_assets.push.outbox import Intent
 from stripemeter_assets.push.pacing import RetryPolicy, TokenBucket
-from stripemeter_assets.push.planner import (
-    CounterKey, CounterRow, InFlight, Intent, PushState, intent_identifier, plan,
-)
 from stripemeter_assets.push.run import _delivered_subset
-from stripemeter_assets.settings import ConfigError, parse_config
+from stripemeter_assets.settings import ConfigError
 
 MARCH = datetime(2025, 3, 1)
-NOW = datetime(2025, 3, 20, 12)
-CONFIG = parse_config({"stripe": {"meters": [{"tenant": "*", "metric": "api_calls", "event_name": "api_calls"}]}})
-KEYS = KeyStatus(primary_present=True, primary_mode="test", test_present=False, test_rejected=False)
-
-
-def test_identifier_is_deterministic_prefixed_and_fits_stripe():
-    a = intent_identifier("platform", "live", "acme", "cus_A", "api_calls", MARCH, 1)
-    assert a == intent_identifier("platform", "live", "acme", "cus_A", "api_calls", MARCH, 1)
-    assert a.startswith("smp_") and len(a) <= 100
-    others = {intent_identifier("platform", "live", "acme", "cus_A", "api_calls", MARCH, 2),
-              intent_identifier("platform", "test", "acme", "cus_A", "api_calls", MARCH, 1),
-              intent_identifier("acct_1", "live", "acme", "cus_A", "api_calls", MARCH, 1),
-              intent_identifier("platform", "live", "acme", "cus_A", "api_calls", datetime(2025, 4, 1), 1)}
-    assert a not in others and len(others) == 4
-
-
-def test_planner_counts_pending_intents_as_in_flight():
-    key = CounterKey("platform", "test", "acme", "cus_A", "api_calls", MARCH)
-    row = CounterRow("acme", "api_calls", "cus_A", MARCH, datetime(2025, 4, 1), "sum", Decimal(12))
-    state = {key: PushState("cus_A", "api_calls", pushed_total=5, revision=2)}
-
-    result = plan(counters=[row], states=state, in_flight={key: InFlight(delta_sum=4, max_revision=3)},
-                  adjustments=[], config=CONFIG, mapping=CONFIG.stripe, keys=KEYS, now=NOW)
-
-    [intent] = result.intents
-    assert (intent.value, intent.target_total, intent.revision) == (3, 12, 4)
 
 
 @pytest.mark.parametrize("stripe_config, where", [
