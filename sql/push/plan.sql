@@ -8,6 +8,8 @@
 --   deferred            no allowed second yet (the period began < 5 min ago,
 --                       or a last meter's timestamp could not grow)
 --   unmapped            no meter or no Stripe customer (reported)
+--   too_large           its Stripe units do not fit a meter event's whole
+--                       number (reported; the push fails, the others go)
 --   carry_unmapped, carry_not_summable: open adjustments left open (a
 --                       max/last change has nothing to carry)
 --   settled             a carry-forward worth less than one scaled unit:
@@ -39,18 +41,23 @@ WITH clock AS (
     SELECT 'counter' AS source, c.tenant_id, c.metric, c.customer_ref, c.period_start, c.period_end,
            list_contains($sum_aggregations::VARCHAR[], c.aggregation) AS summed, true AS summable,
            NULL::TIMESTAMP AS origin_period, 0::BIGINT AS adjustments,
-           sm_units_at_close(c.value, c.since_close, c.period_end, m.grace_us, m.unit_scale, $now::TIMESTAMP) AS units
+           -- NULL when scaling overflows: only a counter the plan would push needs its units
+           TRY(sm_units_at_close(c.value, c.since_close, c.period_end, m.grace_us, m.unit_scale, $now::TIMESTAMP))
+               AS units
     FROM push_counters c
     JOIN counter_meters m USING (tenant_id, metric)
-), carries AS (
-    SELECT 'carry_forward' AS source, a.tenant_id, a.metric, a.customer_ref, p.period_start, p.period_end,
-           true AS summed, bool_and(list_contains($sum_aggregations::VARCHAR[], a.aggregation)) AS summable,
-           a.origin_period, count(*) AS adjustments,
-           CAST(floor(sum(a.delta) * any_value(m.unit_scale)) AS HUGEINT) AS units
+), carry_groups AS (
+    SELECT a.tenant_id, a.metric, a.customer_ref, a.origin_period, p.period_start, p.period_end,
+           bool_and(list_contains($sum_aggregations::VARCHAR[], a.aggregation)) AS summable,
+           count(*) AS adjustments, sum(a.delta) AS delta, any_value(m.unit_scale) AS scale
     FROM push_open_adjustments a
     JOIN carry_periods p USING (tenant_id, metric, customer_ref)
     JOIN counter_meters m USING (tenant_id, metric)
     GROUP BY a.tenant_id, a.metric, a.customer_ref, a.origin_period, p.period_start, p.period_end
+), carries AS (
+    SELECT 'carry_forward' AS source, g.* EXCLUDE (delta, scale), true AS summed,
+           TRY(CAST(floor(g.delta * g.scale) AS HUGEINT)) AS units
+    FROM carry_groups g
 ), targeted AS (
     SELECT r.*, m.event_name, m.meter_id, m.shadow, m.account, m.mode, m.unit_scale, cu.stripe_customer,
            m.event_name IS NOT NULL AND cu.stripe_customer IS NOT NULL AS mapped
@@ -71,7 +78,6 @@ WITH clock AS (
            CASE WHEN t.shadow THEN $shadow_status ELSE $primary_status END AS target_status,
            (epoch_us(t.period_start) // 1000000 + 59) // 60 * 60 AS first_s,
            epoch_us(t.period_end) // 1000000 // 60 * 60 AS end_s,
-           least(epoch_us(t.period_end) // 1000000 // 60 * 60 - 1, clock.settled_s) AS latest_s,
            clock.settled_s, clock.oldest_s
     FROM targeted t
     CROSS JOIN clock
@@ -81,6 +87,8 @@ WITH clock AS (
     LEFT JOIN push_in_flight f
         ON t.mapped AND f.account = t.account AND f.mode = t.mode AND f.tenant_id = t.tenant_id
        AND f.customer_ref = t.customer_ref AND f.metric = t.metric AND f.period_start = t.period_start
+), bounded AS (
+    SELECT k.*, least(k.end_s - 1, k.settled_s) AS latest_s FROM known k
 ), stamped AS (
     SELECT k.*,
            k.latest_s >= k.first_s AND k.latest_s < k.oldest_s AS too_old,
@@ -88,12 +96,13 @@ WITH clock AS (
                 WHEN k.latest_s < k.oldest_s OR k.after IS NULL OR k.latest_s > k.after THEN k.latest_s
                 WHEN k.after + 1 <= k.settled_s AND k.after + 1 < k.end_s THEN k.after + 1
            END AS event_ts
-    FROM known k
+    FROM bounded k
 )
 SELECT s.*,
        CASE WHEN s.source = 'carry_forward' AND NOT s.summable THEN 'carry_not_summable'
             WHEN s.source = 'carry_forward' AND NOT s.mapped THEN 'carry_unmapped'
             WHEN NOT s.mapped THEN 'unmapped'
+            WHEN TRY_CAST(s.units AS BIGINT) IS NULL OR TRY_CAST(s.value AS BIGINT) IS NULL THEN 'too_large'
             WHEN s.kind = 'carry_forward' AND s.value = 0
                 THEN CASE WHEN s.target_status = 'pending' THEN 'settled' ELSE 'in_step' END
             WHEN s.kind = 'delta' AND s.value = 0 THEN 'in_step'

@@ -86,9 +86,10 @@ class Outcome:
     note: str | None = None      # scrubbed error text, or why it was acknowledged without a send
 
 
-def load_unmapped(conn: duckdb.DuckDBPyConnection, examples: int) -> tuple[int, list[tuple[str, str, str]]]:
-    """How many counters of TEMP push_plan are unmapped, and the first `examples` of them."""
-    [row] = query(conn, "push/unmapped.sql", examples=examples)
+def plan_rows(conn: duckdb.DuckDBPyConnection, action: str, examples: int) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many counters of TEMP push_plan the plan gave `action` (unmapped, too_large), and
+    the first `examples` of them."""
+    [row] = query(conn, "push/plan_rows.sql", action=action, examples=examples)
     return row["counters"], [tuple(e) for e in row["examples"] or []]
 
 

@@ -21,7 +21,7 @@ from stripemeter_assets.push.outbox import Intent
 from stripemeter_assets.push.client import KeyStatus
 from stripemeter_assets.push.mapping import SUM_AGGREGATIONS
 from stripemeter_assets.settings import Config, epoch, naive
-from stripemeter_assets.warehouse import create_temp_table, run_script, temp_table_from_rows
+from stripemeter_assets.warehouse import create_temp_table, query, run_script, temp_table_from_rows
 
 _CARRY_PERIODS = pa.schema([
     ("tenant_id", pa.string()), ("metric", pa.string()), ("customer_ref", pa.string()),
@@ -76,16 +76,8 @@ def plan(conn: duckdb.DuckDBPyConnection, *, config: Config, keys: KeyStatus, pe
     run_script(conn, "push/plan.sql", now=now, now_s=epoch(now), sum_aggregations=list(SUM_AGGREGATIONS),
                shadow_status=status_of(True, keys, dry_run), primary_status=status_of(False, keys, dry_run),
                run_id=run_id)
-    row = conn.execute("""
-        SELECT count(*) FILTER (action = 'intent' AND status = 'planned'),
-               count(*) FILTER (action = 'intent' AND status = 'refused_shadow'),
-               count(*) FILTER (action = 'intent' AND status = 'skipped_too_old'),
-               count(*) FILTER (action = 'intent' AND kind = 'carry_forward'),
-               count(*) FILTER (action = 'deferred'),
-               coalesce(sum(adjustments) FILTER (action = 'carry_unmapped'), 0),
-               coalesce(sum(adjustments) FILTER (action = 'carry_not_summable'), 0)
-        FROM push_plan""").fetchone()
-    return Tally(*map(int, row))
+    [tally] = query(conn, "push/plan_tally.sql")
+    return Tally(**tally)
 
 
 def new_pending(conn: duckdb.DuckDBPyConnection) -> list[Intent]:

@@ -72,6 +72,8 @@ class PushReport:
     carry_forwards_not_summable: int = 0
     unmapped_count: int = 0
     unmapped: list[tuple[str, str, str]] = field(default_factory=list)  # the first UNMAPPED_EXAMPLES
+    too_large_count: int = 0          # units beyond a meter event's whole number: not pushed
+    too_large: list[tuple[str, str, str]] = field(default_factory=list)  # the first UNMAPPED_EXAMPLES
     accounts_skipped: list[str] = field(default_factory=list)  # "mode/account: reason", breaker open
     error_reports: int = 0            # Stripe meter error reports pulled in this run
     rejected_by_stripe: int = 0       # intents Stripe's reports named: no longer counted as pushed
@@ -104,10 +106,12 @@ class PushReport:
         """Something billable is not (yet) in Stripe. Intents left pending
         count unless sending was switched off on purpose (`dry_run` option)."""
         return (self.failed > 0 or self.refused_meter_config > 0 or self.refused_unknown_customer > 0
-                or (self.pending_left > 0 and not self.dry_run_option))
+                or self.too_large_count > 0 or (self.pending_left > 0 and not self.dry_run_option))
 
     def summary(self) -> str:
-        return scrub(f"{self.pending_left} intent(s) left pending, {self.failed} failed, "
+        too_large = (f"{self.too_large_count} counter(s) too large for a meter event, not pushed "
+                     f"({', '.join('/'.join(c) for c in self.too_large)}); " if self.too_large_count else "")
+        return scrub(f"{too_large}{self.pending_left} intent(s) left pending, {self.failed} failed, "
                      f"{self.refused_meter_config + self.refused_unknown_customer} refused before sending; "
                      f"first errors: {'; '.join(self.errors) or 'none'}")
 
@@ -135,6 +139,8 @@ class PushReport:
             "retries": self.retries,
             "unmapped_counters": self.unmapped_count,
             "unmapped_examples": ", ".join("/".join(u) for u in self.unmapped) or "none",
+            "counters_too_large": self.too_large_count,
+            "too_large_examples": ", ".join("/".join(c) for c in self.too_large) or "none",
             "carry_forwards_pushed": self.carry_forwards_pushed,
             "carry_forwards_planned": self.carry_forwards_planned,
             "carry_forwards_unmapped": self.carry_forwards_unmapped,
@@ -295,7 +301,8 @@ class _Run:
         r.carry_forwards_unmapped = tally.carry_unmapped
         r.carry_forwards_not_summable = tally.carry_not_summable
         r.deferred = tally.deferred
-        r.unmapped_count, r.unmapped = outbox.load_unmapped(self.conn, UNMAPPED_EXAMPLES)
+        r.unmapped_count, r.unmapped = outbox.plan_rows(self.conn, "unmapped", UNMAPPED_EXAMPLES)
+        r.too_large_count, r.too_large = outbox.plan_rows(self.conn, "too_large", UNMAPPED_EXAMPLES)
         new = planner.new_pending(self.conn)
         self.log.info(f"stripe_push: {len(new)} new intent(s), {r.planned} planned (dry-run), "
                       f"{r.refused_shadow} refused (shadow), {r.skipped_too_old} too old, {r.unmapped_count} unmapped")

@@ -180,6 +180,21 @@ def test_unmapped_counters_are_reported_not_pushed(push):
     assert [(e["customer"], e["value"]) for e in push.events()] == [("cus_B", 5)]
 
 
+def test_a_counter_too_large_for_a_meter_event_fails_the_push_by_name_and_the_others_are_pushed(push):
+    push.usage(12)
+    push.usage("1e20", customer="cus_B")                         # more units than a meter event carries
+    push.usage("2e26", metric="cpu_hours", customer="cus_B")     # x1000 passes DECIMAL(38, 9)
+    push.usage("2e26", metric="cpu_hours", customer="ext-9")     # unmapped: reported as such, no arithmetic
+
+    result = push.run(expect_success=False)
+
+    text, meta = push.failure_text(result), push.metadata(result)
+    assert "too large" in text and "acme/api_calls/cus_B" in text and "acme/cpu_hours/cus_B" in text
+    assert (meta["counters_too_large"], meta["unmapped_counters"]) == (2, 1)
+    assert push.stripe_total() == 12
+    assert [r["customer_ref"] for r in push.pushes()] == ["cus_A"]
+
+
 def test_tenant_mapping_wins_over_the_wildcard(push):
     push.configure(meters=[{"tenant": "*", "metric": "api_calls", "event_name": "requests"},
                            {"tenant": "acme", "metric": "api_calls", "event_name": "api_calls"}])
