@@ -86,13 +86,6 @@ class Outcome:
     note: str | None = None      # scrubbed error text, or why it was acknowledged without a send
 
 
-def plan_rows(conn: duckdb.DuckDBPyConnection, action: str, examples: int) -> tuple[int, list[tuple[str, str, str]]]:
-    """How many counters of TEMP push_plan the plan gave `action` (unmapped, too_large), and
-    the first `examples` of them."""
-    [row] = query(conn, "push/plan_rows.sql", action=action, examples=examples)
-    return row["counters"], [tuple(e) for e in row["examples"] or []]
-
-
 def vanished(conn: duckdb.DuckDBPyConnection, counters: str, periods: list[datetime]) -> list[tuple]:
     """The counters (tenant, metric, customer_ref, period_start) of `periods` that have a push
     record but no row in TEMP table `counters` (rows of push/counters.sql)."""

@@ -86,3 +86,10 @@ def new_pending(conn: duckdb.DuckDBPyConnection) -> list[Intent]:
                        "ORDER BY period_start, tenant_id, metric, customer_ref, revision")
     cols = [d[0] for d in cur.description]
     return [Intent(**dict(zip(cols, r))) for r in cur.fetchall()]
+
+
+def plan_rows(conn: duckdb.DuckDBPyConnection, action: str, examples: int) -> tuple[int, list[tuple[str, str, str]]]:
+    """How many counters of TEMP push_plan the plan gave `action` (unmapped, too_large), and
+    the first `examples` of them."""
+    [row] = query(conn, "push/plan_rows.sql", action=action, examples=examples)
+    return row["counters"], [tuple(e) for e in row["examples"] or []]

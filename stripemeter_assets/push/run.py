@@ -36,7 +36,7 @@ from stripemeter_assets.warehouse import transaction
 
 MAX_SUBSET_SEARCH = 16  # old pending intents of one window we try to match against Stripe's total
 MAX_ERRORS_REPORTED = 5
-UNMAPPED_EXAMPLES = 5
+EXAMPLES = 5  # counters named in the report, per kind (unmapped, too large)
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,9 @@ class PushReport:
     carry_forwards_unmapped: int = 0
     carry_forwards_not_summable: int = 0
     unmapped_count: int = 0
-    unmapped: list[tuple[str, str, str]] = field(default_factory=list)  # the first UNMAPPED_EXAMPLES
+    unmapped: list[tuple[str, str, str]] = field(default_factory=list)  # the first EXAMPLES
     too_large_count: int = 0          # units beyond a meter event's whole number: not pushed
-    too_large: list[tuple[str, str, str]] = field(default_factory=list)  # the first UNMAPPED_EXAMPLES
+    too_large: list[tuple[str, str, str]] = field(default_factory=list)  # the first EXAMPLES
     accounts_skipped: list[str] = field(default_factory=list)  # "mode/account: reason", breaker open
     error_reports: int = 0            # Stripe meter error reports pulled in this run
     rejected_by_stripe: int = 0       # intents Stripe's reports named: no longer counted as pushed
@@ -301,8 +301,8 @@ class _Run:
         r.carry_forwards_unmapped = tally.carry_unmapped
         r.carry_forwards_not_summable = tally.carry_not_summable
         r.deferred = tally.deferred
-        r.unmapped_count, r.unmapped = outbox.plan_rows(self.conn, "unmapped", UNMAPPED_EXAMPLES)
-        r.too_large_count, r.too_large = outbox.plan_rows(self.conn, "too_large", UNMAPPED_EXAMPLES)
+        r.unmapped_count, r.unmapped = planner.plan_rows(self.conn, "unmapped", EXAMPLES)
+        r.too_large_count, r.too_large = planner.plan_rows(self.conn, "too_large", EXAMPLES)
         new = planner.new_pending(self.conn)
         self.log.info(f"stripe_push: {len(new)} new intent(s), {r.planned} planned (dry-run), "
                       f"{r.refused_shadow} refused (shadow), {r.skipped_too_old} too old, {r.unmapped_count} unmapped")

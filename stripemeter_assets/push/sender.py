@@ -22,9 +22,8 @@ from datetime import datetime
 from stripemeter_assets import settings
 from stripemeter_assets.push.client import AlreadyExists, Gateway, PushCallError, scrub
 from stripemeter_assets.push.meter_check import Preflight, Refusal
-from stripemeter_assets.push.outbox import Outcome
+from stripemeter_assets.push.outbox import Intent, Outcome
 from stripemeter_assets.push.pacing import Breaker, Pacer, RetryPolicy
-from stripemeter_assets.push.outbox import Intent
 
 GatewayFor = Callable[[str, str | None, bool], "Gateway | None"]
 

@@ -105,7 +105,7 @@ def test_every_mapped_counter_is_planned_to_its_scaled_total(tmp_path):
         with connect(str(tmp_path / f"w{seed}.duckdb")) as conn:
             expected = _fill(conn, random.Random(seed))
             tally, intents = _plan(conn)
-            unmapped, examples = outbox.plan_rows(conn, "unmapped", 1000)
+            unmapped, examples = planner.plan_rows(conn, "unmapped", 1000)
 
         planned = {(i["metric"], i["customer_ref"], i["period_start"]): (i["kind"], i["value"], i["revision"])
                    for i in intents}
