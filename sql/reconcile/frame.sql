@@ -8,7 +8,11 @@
 -- Totals are in Stripe's units: sm_units_at_close (the total at close for a
 -- closed period), plus what closed periods carried into a sum meter's window. `status` is set here for the rows
 -- Stripe is not asked about (unmapped, or no key to read with); NULL rows
--- are read and classified by reconcile/run.py.
+-- are read and classified by reconcile/run.py. A counter whose total in
+-- Stripe's units does not fit `reconciliation.local_total` (DECIMAL(38, 9):
+-- a value near the limit times its unit_scale) leaves the frame for TEMP
+-- recon_too_large, which fails the run by name once every other row is
+-- stored; its scaling is TRY'd so that it cannot stop the others.
 -- Params: $period_start, $now, $sum_aggregations, $not_in_stripe,
 -- $unmapped_meter, $unmapped_customer (causes), $summary_failed (cause prefix).
 CREATE OR REPLACE TEMP TABLE recon_frame AS
@@ -18,7 +22,7 @@ WITH c AS (
            CASE WHEN c.aggregation IN (SELECT unnest($sum_aggregations::VARCHAR[])) THEN 'sum' ELSE 'last' END
                AS meter_formula,
            CASE WHEN m.event_name IS NOT NULL THEN cu.stripe_customer END AS stripe_customer,
-           sm_units_at_close(c.value, c.since_close, c.period_end, m.grace_us, m.unit_scale, $now::TIMESTAMP)
+           TRY(sm_units_at_close(c.value, c.since_close, c.period_end, m.grace_us, m.unit_scale, $now::TIMESTAMP))
                AS scaled_total
     FROM recon_counters c
     JOIN counter_meters m USING (tenant_id, metric)
@@ -59,7 +63,8 @@ WITH c AS (
     GROUP BY ALL
 ), rows AS (
     SELECT r.tenant_id, r.customer_ref, r.metric, r.period_start, r.period_end, r.unit_scale, r.local_value,
-           r.scaled_total + CASE WHEN r.meter_formula = 'sum' THEN coalesce(s.carried_in, 0) ELSE 0 END AS local_total,
+           TRY_CAST(r.scaled_total + CASE WHEN r.meter_formula = 'sum' THEN coalesce(s.carried_in, 0) ELSE 0 END
+                    AS DECIMAL(38, 9)) AS local_total,
            r.stripe_customer, r.event_name, r.account, r.mode, r.shadow, r.meter_id, r.meter_formula,
            CASE WHEN r.meter_formula = 'sum' THEN s.pushed_total + s.carried_in ELSE s.last_value END AS pushed_total,
            coalesce(p.pending_intents, 0) AS pending_intents, p.last_acked_at, p.latest_status, p.failed_error,
@@ -90,4 +95,9 @@ SELECT *,
                  AND NOT (coalesce(latest_status IN (SELECT unnest($not_in_stripe::VARCHAR[])), false)
                           AND pending_intents = 0) THEN $summary_failed || no_read
        END AS cause
-FROM rows
+FROM rows;
+
+CREATE OR REPLACE TEMP TABLE recon_too_large AS
+SELECT tenant_id, customer_ref, metric, local_value, unit_scale FROM recon_frame WHERE local_total IS NULL;
+
+DELETE FROM recon_frame WHERE local_total IS NULL;

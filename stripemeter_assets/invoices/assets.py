@@ -8,6 +8,7 @@ from stripemeter_assets import settings
 from stripemeter_assets.partitions import period_partitions
 from stripemeter_assets.periods.assets import reader_factory
 from stripemeter_assets.push.client import scrub
+from stripemeter_assets.reconcile.assets import fail_on_too_large
 from stripemeter_assets.resources import WarehouseResource
 from stripemeter_assets.resources import StripeResource
 
@@ -38,20 +39,22 @@ def invoice_reconciliation(context: dg.AssetExecutionContext, warehouse: Warehou
         f"{window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}"
     run_id = context.run_id
     with warehouse.connect() as conn:
-        calls = reconcile_invoices(conn, warehouse.config(), start=window.start, end=window.end, now=now,
+        calls, too_large = reconcile_invoices(conn, warehouse.config(), start=window.start, end=window.end, now=now,
                                    run_id=run_id, reader_for=reader_factory(stripe))
         html_path = report.write_html(conn, run_id, settings.reports_dir() / f"invoice-reconciliation-{label}.html",
                                       label=label, checked_at=now)
         totals = report.totals_at_stake(conn, run_id)
         summary = report.markdown_summary(conn, run_id, label=label)
         by_status = report.counts(conn, run_id)
-    return dg.MaterializeResult(metadata={
+    metadata = {
         "summary": dg.MetadataValue.md(scrub(summary)),
         "money_at_stake": dg.MetadataValue.json({c: str(v) for c, v in totals.items()}),
         **{f"rows_{s}": n for s, n in by_status.items()},
         "stripe_calls": calls,
         "report": dg.MetadataValue.path(str(html_path)),
-    })
+    }
+    fail_on_too_large(too_large, metadata)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset_check(asset=invoice_reconciliation, blocking=True,

@@ -37,9 +37,10 @@ _Q = Decimal("0.000000001")
 
 
 def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start: datetime, end: datetime,
-                       now: datetime, run_id: str, reader_for: ReaderFactory) -> int:
+                       now: datetime, run_id: str, reader_for: ReaderFactory) -> tuple[int, list[str]]:
     """Rows for every mapped counter of the periods overlapping [start, end); replaces them in
-    `invoice_reconciliation` (this run's rows carry `run_id`). Returns the number of Stripe calls.
+    `invoice_reconciliation` (this run's rows carry `run_id`). Returns the number of Stripe calls
+    and the counters left out as too large (`frame.too_large`).
 
     The counters come from the meter reconciliation's frame (`reconcile.frame`: the same local
     totals, in SQL); only those with an invoice line or a price to compare become Python rows."""
@@ -47,9 +48,11 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
     keys = KeyStatus.from_env()
     periods = period_starts(conn, start, end)
     run_script(conn, "invoices/counters_table.sql")
+    too_large = []
     for period in periods:
         frame.build(conn, config, keys, period, now)
         run_script(conn, "invoices/counters.sql")
+        too_large += frame.too_large(conn)
     prices = {(a, p): json.loads(body) for a, p, body in conn.execute(
         "SELECT account, price, body FROM billing_prices").fetchall()}
 
@@ -113,7 +116,7 @@ def reconcile_invoices(conn: duckdb.DuckDBPyConnection, config: Config, *, start
     finally:
         conn.unregister("meter_prices")
         conn.unregister("unread_accounts")
-    return calls
+    return calls, too_large
 
 
 def _dec(v: Decimal | None) -> Decimal | None:

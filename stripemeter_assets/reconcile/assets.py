@@ -58,7 +58,7 @@ def reconciliation_report(context: dg.AssetExecutionContext, config: ReconcileCo
     gateways = stripe.gateways()
     keys = stripe.key_status()
     out_dir = settings.reports_dir()
-    markdown, files, counts_total, corrections, pushed = [], [], {}, 0, 0
+    markdown, files, counts_total, corrections, pushed, too_large = [], [], {}, 0, 0, []
     with warehouse.connect() as conn:
         for period in period_starts(conn, window.start, window.end):
             result = reconcile_period(conn, config=yaml_config, period=period, now=now, run_id=context.run_id,
@@ -75,6 +75,7 @@ def reconciliation_report(context: dg.AssetExecutionContext, config: ReconcileCo
             for status, n in result.counts.items():
                 counts_total[status] = counts_total.get(status, 0) + n
             corrections += result.corrections
+            too_large += result.too_large
             if result.push_report is not None:
                 pushed += result.push_report.acknowledged
     metadata = {
@@ -87,7 +88,18 @@ def reconciliation_report(context: dg.AssetExecutionContext, config: ReconcileCo
         "drift_epsilon": float(options.epsilon),
         "reports": dg.MetadataValue.json(files),
     }
+    fail_on_too_large(too_large, metadata)
     return dg.MaterializeResult(metadata=metadata)
+
+
+def fail_on_too_large(labels: list[str], metadata: dict) -> None:
+    """Fails a reconciliation run that left counters out (`frame.too_large`):
+    every other row is stored and reported by now; these need an operator."""
+    if labels:
+        raise dg.Failure(
+            description=scrub(f"{len(labels)} counter(s) too large to reconcile in Stripe's units (above "
+                              f"DECIMAL(38, 9) once scaled), left out: {', '.join(labels[:10])}"),
+            metadata={**metadata, "counters_too_large": len(labels)})
 
 
 @dg.asset_check(asset=reconciliation_report, blocking=True,

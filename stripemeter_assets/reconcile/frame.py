@@ -57,6 +57,14 @@ def _add_vanished(conn: duckdb.DuckDBPyConnection, config: Config, period: datet
         outbox.add_vanished(conn, config, PeriodIndex.load(conn), "recon_counters", gone)
 
 
+def too_large(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The counters the frame left out because their total in Stripe's units
+    does not fit a reconciliation row (frame.sql), as tenant/customer/metric."""
+    return [f"{t}/{c}/{m} ({v.normalize():f} x {scale})" for t, c, m, v, scale in conn.execute(
+        "SELECT tenant_id, customer_ref, metric, local_value, unit_scale FROM recon_too_large "
+        "ORDER BY tenant_id, customer_ref, metric").fetchall()]
+
+
 def rows_to_read(conn: duckdb.DuckDBPyConnection) -> list[Row]:
     """The frame's rows Stripe is asked about, as Rows."""
     cur = conn.execute(f"SELECT {', '.join(_ROW_FIELDS)} FROM recon_frame WHERE status IS NULL "

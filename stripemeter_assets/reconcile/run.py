@@ -53,6 +53,7 @@ class ReconcileResult:
     corrections: int = 0
     push_report: PushReport | None = None
     stripe_calls: int = 0
+    too_large: list[str] = field(default_factory=list)  # counters left out: frame.too_large
 
 
 _ROW_SCHEMA = pa.schema([
@@ -183,6 +184,7 @@ def reconcile_period(conn: duckdb.DuckDBPyConnection, *, config: Config, period:
     rec = _Reconciler(conn, config, keys, totals, now, options)
     result = ReconcileResult(naive(period))
     rows = rec.rows(period)
+    result.too_large = frame.too_large(conn)
     for row in rows:
         rec.fetch(row)
         rec.classify(row)

@@ -26,15 +26,18 @@ class Recon:
         self.emu = push.emu
         self.reports = reports
 
+    @staticmethod
+    def resources(**stripe_config) -> dict:
+        options = {"pacing": False, "backoff_base_seconds": 0.001, "backoff_max_seconds": 0.01, **stripe_config}
+        return {"warehouse": WarehouseResource(), "stripe": StripeResource(**options)}
+
     def run(self, partition: str = PARTITION, *, expect_success: bool = True, with_push: bool = True,
             run_config: dict | None = None, **stripe_config):
-        options = {"pacing": False, "backoff_base_seconds": 0.001, "backoff_max_seconds": 0.01, **stripe_config}
         assets = [stripe_push, reconciliation_report, reconciliation_within_epsilon] if with_push else [
             reconciliation_report, reconciliation_within_epsilon]
         result = dg.materialize(
             assets, partition_key=partition, raise_on_error=False,
-            resources={"warehouse": WarehouseResource(), "stripe": StripeResource(**options)},
-            run_config=run_config or {},
+            resources=self.resources(**stripe_config), run_config=run_config or {},
         )
         assert result.success is expect_success, self.push.failure_text(result)
         return result

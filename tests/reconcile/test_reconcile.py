@@ -243,6 +243,25 @@ def test_usage_stripe_dropped_after_its_200_is_stripe_error_with_the_code_and_ca
     assert row["pushed_total"] == 5                     # the dropped 3 no longer count as pushed
 
 
+def test_a_counter_too_large_for_stripe_units_fails_reconciliation_by_name_and_the_others_are_stored(recon):
+    recon.push.usage(5)
+    recon.push.run()
+    _settle(recon)
+    recon.push.usage("2e26", metric="cpu_hours", customer="cus_B")     # x1000 passes DECIMAL(38, 9)
+    recon.push.usage("2e26", metric="cpu_hours", customer="ext-9")     # unmapped customer, same meter
+
+    result = recon.run(with_push=False, expect_success=False)
+
+    text = recon.push.failure_text(result)
+    assert "too large" in text and "acme/cus_B/cpu_hours" in text and "acme/ext-9/cpu_hours" in text
+    assert {(r["customer_ref"], r["metric"]): r["status"] for r in recon.rows()} == {("cus_A", "api_calls"): "ok"}
+    assert (recon.reports / "reconciliation-2025-03.csv").exists()
+    invoices = dg.materialize([invoice_reconciliation], partition_key="2025-03-01", raise_on_error=False,
+                              resources=recon.resources())
+    assert "too large" in recon.push.failure_text(invoices) and "acme/cus_B/cpu_hours" in recon.push.failure_text(invoices)
+    assert recon.env.sql("SELECT customer_ref FROM invoice_reconciliation") == [("cus_A",)]
+
+
 def test_a_lagging_summary_never_causes_a_second_send(recon):
     recon.emu.set_summary_lag(2 * 3600)                 # Stripe's summaries two hours behind
     recon.push.usage(5)
