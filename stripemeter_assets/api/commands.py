@@ -24,7 +24,7 @@ def add_parsers(sub) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from stripemeter_assets.api import create_app
+    from stripemeter_assets.api.app import create_app
 
     # One process: the idempotency store and rate limits live in it. Access
     # logs off: they would carry query strings (widget tokens).
