@@ -3,12 +3,15 @@ sensors evaluated once per round, their run requests executed in process,
 until nothing is pending (`stripemeter catch-up`)."""
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from stripemeter_assets import settings
 from stripemeter_assets.jobs import SETTLE_ASSETS
+from stripemeter_assets.periods.lookup import share_a_period
 from stripemeter_assets.sensors import RANGE_END, RANGE_START, partition_request
 
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
@@ -165,7 +168,10 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
         if not requested:
             break
     if settle:
-        report.runs.extend(settle_periods(defs, instance, _periods_to_settle(report, now_period)))
+        with defs.resources["warehouse"].connect() as conn:
+            spans = _periods_to_settle(report, now_period, lambda last, first: share_a_period(
+                conn, _day(last) + timedelta(days=1), _day(first)))
+        report.runs.extend(settle_periods(defs, instance, spans))
     return report
 
 
@@ -183,13 +189,29 @@ def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance,
     return runs + [execute_request(defs, instance, dg.RunRequest(job_name="snapshot_job"))]
 
 
-def _periods_to_settle(report: CatchUpReport, now_period: str) -> list[tuple[str, bool]]:
+def _periods_to_settle(report: CatchUpReport, now_period: str,
+                       share: Callable[[str, str], bool]) -> list[tuple[str, bool]]:
     """(span, counted) for the day spans whose period counters this catch-up
-    refreshed, plus today's (not counted) unless one of them holds it: its
-    pre-invoice run would settle the same periods a second time (push,
-    reconciliation, Stripe reads)."""
-    spans = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
-    settle = [(span, True) for span in spans]
-    if not any(first <= now_period <= (last or first) for first, _, last in (s.partition("..") for s in spans)):
-        settle.append((now_period, False))
-    return sorted(settle)
+    refreshed, plus today's (not counted) unless one of them holds it. Spans
+    that share a period (`share(last day of one, first day of the next)`) go
+    in one span: each pre-invoice run settles every period its days touch
+    (push, reconciliation, a Stripe read per mapped counter), so two runs
+    would settle that period twice. A merged span counts as counted only
+    when every day of it was counted."""
+    refreshed = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
+    spans = [(first, last or first, True) for first, _, last in (s.partition("..") for s in refreshed)]
+    if not any(first <= now_period <= last for first, last, _ in spans):
+        spans.append((now_period, now_period, False))
+    merged: list[tuple[str, str, bool]] = []
+    for first, last, counted in sorted(spans):
+        if merged and share(merged[-1][1], first):
+            m_first, m_last, m_counted = merged[-1]
+            contiguous = _day(first) <= _day(m_last) + timedelta(days=1)
+            merged[-1] = (m_first, max(m_last, last), m_counted and counted and contiguous)
+        else:
+            merged.append((first, last, counted))
+    return [(first if first == last else f"{first}..{last}", counted) for first, last, counted in merged]
+
+
+def _day(partition: str) -> datetime:
+    return datetime.strptime(partition, "%Y-%m-%d")

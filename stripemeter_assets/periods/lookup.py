@@ -18,14 +18,23 @@ def calendar_month(ts: datetime) -> tuple[datetime, datetime]:
     return start, next_month(start)
 
 
+# The periods overlapping [$start, $end): of the counters, and of the billing
+# periods (a counter that vanished still has its period).
+_OVERLAPPING = ("SELECT period_start FROM period_usage WHERE period_start < $end AND period_end > $start "
+                "UNION SELECT period_start FROM billing_periods WHERE period_start < $end AND period_end > $start")
+
+
 def period_starts(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[datetime]:
-    """Distinct starts of the periods overlapping [start, end): of the counters, and of the
-    billing periods (a counter that vanished still has its period)."""
-    overlap = "WHERE period_start < $end AND period_end > $start"
-    rows = conn.execute(f"SELECT period_start FROM period_usage {overlap} "
-                        f"UNION SELECT period_start FROM billing_periods {overlap} ORDER BY 1",
-                        {"start": naive(start), "end": naive(end)}).fetchall()
+    """Distinct starts of the periods overlapping [start, end)."""
+    rows = conn.execute(f"{_OVERLAPPING} ORDER BY 1", {"start": naive(start), "end": naive(end)}).fetchall()
     return [r[0] for r in rows]
+
+
+def share_a_period(conn: duckdb.DuckDBPyConnection, earlier_end: datetime, later_start: datetime) -> bool:
+    """Whether one period overlaps both [.., earlier_end) and [later_start, ..):
+    one that starts before the first ends and ends after the second starts."""
+    return conn.execute(f"SELECT EXISTS ({_OVERLAPPING})",
+                        {"start": naive(later_start), "end": naive(earlier_end)}).fetchone()[0]
 
 
 @dataclass

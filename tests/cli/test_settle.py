@@ -15,29 +15,58 @@ def refreshed(*spans: str, failed: str = "") -> CatchUpReport:
     return CatchUpReport(runs=runs)
 
 
+def separate(last: str, first: str) -> bool:
+    return False
+
+
 def test_today_is_settled_once_when_a_refreshed_span_holds_it():
     # Events of today refreshed a span ending today: a second run for today alone would
     # push and reconcile the same open periods again.
-    assert _periods_to_settle(refreshed("2025-01-03..2025-01-09"), "2025-01-09") == [("2025-01-03..2025-01-09", True)]
-    assert _periods_to_settle(refreshed("2025-01-09"), "2025-01-09") == [("2025-01-09", True)]
+    assert _periods_to_settle(refreshed("2025-01-03..2025-01-09"), "2025-01-09", separate) == [("2025-01-03..2025-01-09", True)]
+    assert _periods_to_settle(refreshed("2025-01-09"), "2025-01-09", separate) == [("2025-01-09", True)]
 
 
 def test_today_is_settled_too_when_no_refreshed_span_holds_it():
     # Today's span was not counted by this catch-up: its run recounts first.
-    assert _periods_to_settle(refreshed("2025-01-03..2025-01-08", "2024-12-30"), "2025-01-09") == \
+    assert _periods_to_settle(refreshed("2025-01-03..2025-01-08", "2024-12-30"), "2025-01-09", separate) == \
         [("2024-12-30", True), ("2025-01-03..2025-01-08", True), ("2025-01-09", False)]
     # Only counters that were refreshed count: a failed run's span settles nothing.
-    assert _periods_to_settle(refreshed(failed="2025-01-09"), "2025-01-09") == [("2025-01-09", False)]
+    assert _periods_to_settle(refreshed(failed="2025-01-09"), "2025-01-09", separate) == [("2025-01-09", False)]
+
+
+def test_spans_that_share_a_period_are_settled_in_one_run():
+    def january(last: str, first: str) -> bool:  # calendar months: does one month hold both days?
+        return last[:7] == first[:7]
+    # 3 and 20 January share January: one run, recounting the days between that no run counted
+    assert _periods_to_settle(refreshed("2025-01-03", "2025-01-20..2025-01-22"), "2025-01-25", january) == \
+        [("2025-01-03..2025-01-25", False)]
+    # spans that touch, all counted, stay counted; another month stays apart
+    assert _periods_to_settle(refreshed("2025-01-03..2025-01-05", "2025-01-06..2025-01-09", "2024-12-30"),
+                              "2025-01-09", january) == [("2024-12-30", True), ("2025-01-03..2025-01-09", True)]
 
 
 def test_catch_up_settles_the_span_it_counted_without_counting_it_again(env, instance):
+    env.drop_jsonl("a.jsonl", [event(ts="2025-03-20T10:00:00Z", quantity="5")])
+    report = catch_up(defs, instance)
+    assert not report.failed
+    settled = {r.partitions: _materialized(instance, r.run_id) for r in report.runs if r.job == "pre_invoice_job"}
+    # today (the frozen now) was just counted by period_usage_job
+    assert settled == {"2025-03-20": {"stripe_push", "reconciliation_report", "invoice_reconciliation"}}
+    assert env.sql("SELECT customer_ref, local_total FROM reconciliation WHERE metric = 'api_calls'") == [
+        ("cus_A", 5)]
+
+
+def test_catch_up_settles_a_period_once_when_two_of_its_spans_were_refreshed(env, instance):
+    # Events of 10 March refresh a span of their own; today (20 March) is in the same period.
+    # Settled span by span, March would be pushed and reconciled twice: with a key, every
+    # mapped counter's summary read from Stripe twice.
     env.drop_jsonl("a.jsonl", [event(ts="2025-03-10T10:00:00Z", quantity="5")])
     report = catch_up(defs, instance)
     assert not report.failed
     settled = {r.partitions: _materialized(instance, r.run_id) for r in report.runs if r.job == "pre_invoice_job"}
-    # 2025-03-10 was just counted by period_usage_job; today (the frozen now) was not
-    assert settled == {"2025-03-10": {"stripe_push", "reconciliation_report", "invoice_reconciliation"},
-                       "2025-03-20": {"period_usage", "stripe_push", "reconciliation_report", "invoice_reconciliation"}}
+    # one run over both spans; the days between were not counted by this catch-up, so it recounts
+    assert settled == {"2025-03-10..2025-03-20": {"period_usage", "stripe_push", "reconciliation_report",
+                                                  "invoice_reconciliation"}}
     assert env.sql("SELECT customer_ref, local_total FROM reconciliation WHERE metric = 'api_calls'") == [
         ("cus_A", 5)]
 
