@@ -2,8 +2,8 @@
 the deltas, reconcile meters and invoices with their blocking checks).
 
 The schedule (cron from the YAML config's `pre_invoice_cron`, UTC, default
-daily at 06:00) runs the job for today and for the days of periods still inside
-their invoice finalization grace period.
+daily at 06:00) runs the job once over today and the days of periods still
+inside their invoice finalization grace period.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -13,6 +13,7 @@ import dagster as dg
 from stripemeter_assets import settings
 from stripemeter_assets.jobs import pre_invoice_job
 from stripemeter_assets.partitions import period_partitions
+from stripemeter_assets.sensors import partition_request
 
 
 def _cron() -> str:
@@ -40,7 +41,10 @@ def pre_invoice_schedule(context: dg.ScheduleEvaluationContext):
     # The longest grace of any account: a period still in it must be pushed and reconciled.
     grace = max([config.invoice_grace(None), *(config.invoice_grace(a) for a in config.invoice_grace_by_account)])
     keys = set(period_partitions.get_partition_keys(current_time=now))
-    for period in periods_due(now, grace):
-        key = period.strftime("%Y-%m-%d")
-        if key in keys:
-            yield dg.RunRequest(run_key=f"pre_invoice:{key}:{now:%Y%m%dT%H%M}", partition_key=key)
+    due = [key for key in (day.strftime("%Y-%m-%d") for day in periods_due(now, grace)) if key in keys]
+    if due:
+        # One run over the due days: a period overlapping several of them (an open period
+        # anchored mid-month, with a grace of hours to days) is pushed and reconciled once,
+        # not once per day with a Stripe summary read per mapped counter each time.
+        span = due[0] if len(due) == 1 else f"{due[0]}..{due[-1]}"
+        yield partition_request(pre_invoice_job.name, f"pre_invoice:{span}:{now:%Y%m%dT%H%M}", due[0], due[-1], {})

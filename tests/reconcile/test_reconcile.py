@@ -11,6 +11,7 @@ import dagster as dg
 
 from stripemeter_assets.invoices.assets import invoice_money_at_stake_within_tolerance, invoice_reconciliation
 from stripemeter_assets.schedules import periods_due, pre_invoice_job, pre_invoice_schedule
+from stripemeter_assets.sensors import RANGE_END, RANGE_START
 from stripemeter_assets.reconcile.compare import Row, classify, drift
 from stripemeter_assets.reconcile.stripe_totals import aligned_window
 from tests.browser import CHROMIUM, dump_dom
@@ -377,10 +378,12 @@ def test_pre_invoice_job_and_schedule_definitions(env):
     assert pre_invoice_schedule.execution_timezone == "UTC"
     def due(when: datetime) -> list[str]:
         ctx = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
-        return [r.partition_key for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
+        return [r.partition_key or f"{r.tags[RANGE_START]}..{r.tags[RANGE_END]}"
+                for r in pre_invoice_schedule.evaluate_tick(ctx).run_requests]
 
-    # Day partitions: today (the open periods), and the days of periods still in their 1 h grace.
-    assert due(datetime(2025, 4, 1, 0, 30, tzinfo=UTC)) == ["2025-03-31", "2025-04-01"]
+    # Day partitions: today (the open periods), and the days of periods still in their 1 h grace,
+    # in one run: a period overlapping both days (anchored 15 March to 15 April) is settled once.
+    assert due(datetime(2025, 4, 1, 0, 30, tzinfo=UTC)) == ["2025-03-31..2025-04-01"]
     assert due(datetime(2025, 4, 1, 6, tzinfo=UTC)) == ["2025-04-01"]  # March's invoice is final: closed
     assert periods_due(datetime(2025, 3, 20, 6, tzinfo=UTC), __import__("datetime").timedelta(hours=48)) == [
         datetime(2025, 3, 18), datetime(2025, 3, 19), datetime(2025, 3, 20)]
