@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import dagster as dg
+import duckdb
 
 from stripemeter_assets import settings
 from stripemeter_assets.jobs import SETTLE_ASSETS
-from stripemeter_assets.periods.lookup import share_a_period
-from stripemeter_assets.sensors import RANGE_END, RANGE_START, partition_request
+from stripemeter_assets.periods.lookup import share_a_period, stabbing_days
+from stripemeter_assets.sensors import RANGE_END, RANGE_START, day_ranges, partition_request
 
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
@@ -171,6 +172,7 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
         with defs.resources["warehouse"].connect() as conn:
             spans = _periods_to_settle(report, now_period, lambda last, first: share_a_period(
                 conn, _day(last) + timedelta(days=1), _day(first)))
+            spans = [fewer for span, counted in spans for fewer in _fewest_days(conn, span, counted)]
         report.runs.extend(settle_periods(defs, instance, spans))
     return report
 
@@ -211,6 +213,18 @@ def _periods_to_settle(report: CatchUpReport, now_period: str,
         else:
             merged.append((first, last, counted))
     return [(first if first == last else f"{first}..{last}", counted) for first, last, counted in merged]
+
+
+def _fewest_days(conn: duckdb.DuckDBPyConnection, span: str, counted: bool) -> list[tuple[str, bool]]:
+    """A counted span is settled over its stabbing days only (`periods.lookup.stabbing_days`:
+    the same periods, a fraction of the day partitions, each of which costs Dagster event
+    records per asset). An uncounted span keeps every day: its recount also gives the
+    counters of each month it touches their calendar periods."""
+    if not counted:
+        return [(span, False)]
+    first, _, last = span.partition("..")
+    days = [d.strftime("%Y-%m-%d") for d in stabbing_days(conn, _day(first), _day(last or first))]
+    return [(a if a == b else f"{a}..{b}", True) for a, b in day_ranges(days)]
 
 
 def _day(partition: str) -> datetime:

@@ -4,11 +4,11 @@ counter's open period (where carry-forwards go)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
-from stripemeter_assets.settings import month_start, naive, next_month
+from stripemeter_assets.settings import midnight, month_start, naive, next_month
 
 CounterId = tuple[str, str, str]  # (tenant, metric, customer_ref)
 
@@ -20,13 +20,15 @@ def calendar_month(ts: datetime) -> tuple[datetime, datetime]:
 
 # The periods overlapping [$start, $end): of the counters, and of the billing
 # periods (a counter that vanished still has its period).
-_OVERLAPPING = ("SELECT period_start FROM period_usage WHERE period_start < $end AND period_end > $start "
-                "UNION SELECT period_start FROM billing_periods WHERE period_start < $end AND period_end > $start")
+_OVERLAPPING = ("SELECT period_start, period_end FROM period_usage WHERE period_start < $end AND period_end > $start "
+                "UNION SELECT period_start, period_end FROM billing_periods "
+                "WHERE period_start < $end AND period_end > $start")
 
 
 def period_starts(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[datetime]:
     """Distinct starts of the periods overlapping [start, end)."""
-    rows = conn.execute(f"{_OVERLAPPING} ORDER BY 1", {"start": naive(start), "end": naive(end)}).fetchall()
+    rows = conn.execute(f"SELECT DISTINCT period_start FROM ({_OVERLAPPING}) ORDER BY 1",
+                        {"start": naive(start), "end": naive(end)}).fetchall()
     return [r[0] for r in rows]
 
 
@@ -35,6 +37,28 @@ def share_a_period(conn: duckdb.DuckDBPyConnection, earlier_end: datetime, later
     one that starts before the first ends and ends after the second starts."""
     return conn.execute(f"SELECT EXISTS ({_OVERLAPPING})",
                         {"start": naive(later_start), "end": naive(earlier_end)}).fetchone()[0]
+
+
+def stabbing_days(conn: duckdb.DuckDBPyConnection, first_day: datetime, last_day: datetime) -> list[datetime]:
+    """The fewest of the days [first_day, last_day] such that every period
+    overlapping those days overlaps one of them. A run over these days meets
+    the same periods as a run over all of them (each pre-invoice asset works
+    per period start of the periods its days overlap), with fewer day
+    partitions, each of which Dagster records for every asset."""
+    rows = conn.execute(f"SELECT DISTINCT period_start, period_end FROM ({_OVERLAPPING})",
+                        {"start": naive(first_day), "end": naive(last_day) + timedelta(days=1)}).fetchall()
+    return stab([(max(midnight(s), first_day), min(midnight(e - timedelta(microseconds=1)), last_day))
+                 for s, e in rows])
+
+
+def stab(intervals: list[tuple[datetime, datetime]]) -> list[datetime]:
+    """The fewest points hitting every closed interval (lo, hi): greedily the
+    least hi of those not hit yet."""
+    points: list[datetime] = []
+    for lo, hi in sorted(intervals, key=lambda i: i[1]):
+        if not points or lo > points[-1]:
+            points.append(hi)
+    return points
 
 
 @dataclass

@@ -1,9 +1,12 @@
 """Which day spans a catch-up settles (push, reconciliation) once counting is done."""
 
+from datetime import datetime
+
 import dagster as dg
 
 from stripemeter_assets.cli.runner import CatchUpReport, RunOutcome, _periods_to_settle, catch_up
 from stripemeter_assets.definitions import defs
+from stripemeter_assets.periods.lookup import stab
 from tests.conftest import event
 
 
@@ -69,6 +72,29 @@ def test_catch_up_settles_a_period_once_when_two_of_its_spans_were_refreshed(env
                                                   "invoice_reconciliation"}}
     assert env.sql("SELECT customer_ref, local_total FROM reconciliation WHERE metric = 'api_calls'") == [
         ("cus_A", 5)]
+
+
+def test_catch_up_settles_a_counted_span_over_the_fewest_days_that_meet_its_periods(env, instance):
+    # 10-14 February were just counted; one day of them meets every period they overlap
+    # (February), so settling runs over that day, not over five day partitions.
+    env.drop_jsonl("a.jsonl", [event(ts=f"2025-02-{day}T10:00:00Z", quantity="5", customerRef=f"cus_{day}")
+                               for day in range(10, 15)])
+    report = catch_up(defs, instance)
+    assert not report.failed
+    assert [r.partitions for r in report.runs if r.job == "period_usage_job"] == ["2025-02-10..2025-02-14"]
+    settled = {r.partitions: _materialized(instance, r.run_id) for r in report.runs if r.job == "pre_invoice_job"}
+    assert settled == {"2025-02-14": {"stripe_push", "reconciliation_report", "invoice_reconciliation"},
+                       "2025-03-20": {"period_usage", "stripe_push", "reconciliation_report", "invoice_reconciliation"}}
+    # February was reconciled all the same: every counter of it has its row
+    assert env.sql("SELECT count(*) FROM reconciliation WHERE period_start = '2025-02-01'") == [(5,)]
+
+
+def test_the_fewest_days_meet_every_period():
+    d = lambda day: datetime(2025, 1, day)  # noqa: E731
+    # calendar months clipped to a span: one day; periods anchored on the 5th and the 20th: two
+    assert stab([(d(1), d(24)), (d(1), d(24))]) == [d(24)]
+    assert stab([(d(1), d(4)), (d(5), d(24)), (d(1), d(19)), (d(20), d(24))]) == [d(4), d(24)]
+    assert stab([(d(3), d(3)), (d(1), d(9)), (d(8), d(9))]) == [d(3), d(9)]
 
 
 def _materialized(instance, run_id: str) -> set[str]:
