@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = common.BENCH_DATA / "results"
 HELPERS = {"common.py", "run_all.py"}
 ORDER = ["ingest.py", "counters.py", "baseline_pandas.py", "catchup.py", "pricing.py", "push.py", "push_steady.py",
-         "reconcile.py", "periods.py", "projection.py", "landing.py"]
+         "reconcile.py", "periods.py", "projection.py", "landing.py", "snapshot.py"]
 
 # Arguments per script: (full, quick). Scripts with --json report rows as JSON.
 OURS = {
@@ -46,6 +46,7 @@ OTHERS = {
     "catchup.py": ([], ["--events", "200000"]),
     "push_steady.py": ([], ["--counters", "50000"]),
     "landing.py": ([], ["--files", "20000"]),
+    "snapshot.py": ([], ["--counters", "2000", "--repeat", "1"]),
 }
 
 

@@ -6,6 +6,11 @@ DELETE FROM daily_usage
 WHERE day >= $start::DATE AND day < $end::DATE
   AND ($tenant IS NULL OR tenant_id = $tenant);
 
+-- Every day of the window has new rows (or none), whatever the tenant.
+DELETE FROM daily_usage_days WHERE day >= $start::DATE AND day < $end::DATE;
+INSERT INTO daily_usage_days
+SELECT d::DATE, nextval('daily_usage_version') FROM range($start::DATE::TIMESTAMP, $end::DATE::TIMESTAMP, INTERVAL 1 DAY) t(d);
+
 -- Counters whose sum cannot be represented as DECIMAL(38,9) (|total| >= 1e29)
 -- are left out, so one tenant's absurd quantities never stop everyone's
 -- counters; the asset reports them and fails. Only rows of |quantity| >= 1e18

@@ -135,3 +135,17 @@ CREATE TABLE IF NOT EXISTS snapshot_segments (
     created_at  TIMESTAMP NOT NULL,
     retired_at  TIMESTAMP
 );
+
+-- Parquet files of `daily_usage` written for the analyst snapshot, one per
+-- unit of days (a day, or a whole month once it is old): each holds the rows
+-- of its days as of `version`, the greatest daily_usage_days.version among
+-- them; a unit whose version moved on is written again and its old file
+-- retired, like a segment.
+CREATE TABLE IF NOT EXISTS snapshot_daily_usage_files (
+    path       VARCHAR NOT NULL,
+    unit       VARCHAR NOT NULL,  -- 2025-03-14 (a day) or 2025-01 (a month)
+    version    BIGINT NOT NULL,
+    rows       BIGINT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    retired_at TIMESTAMP
+);

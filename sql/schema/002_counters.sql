@@ -18,6 +18,16 @@ CREATE TABLE IF NOT EXISTS daily_usage (
     computed_at   TIMESTAMP NOT NULL
 );
 
+-- A version per day of daily_usage, bumped (from the sequence) by every
+-- recomputation of the day, rows or none, in its transaction: the analyst
+-- snapshot rewrites only the days whose version it has not published (and
+-- gives a version to days counted before versions existed).
+CREATE SEQUENCE IF NOT EXISTS daily_usage_version;
+CREATE TABLE IF NOT EXISTS daily_usage_days (
+    day     DATE NOT NULL,
+    version BIGINT NOT NULL
+);
+
 -- Per billing period [period_start, period_end): `value` is the metric's
 -- aggregation (sum | count | max | last) over the period.
 CREATE TABLE IF NOT EXISTS period_usage (

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import duckdb
@@ -19,6 +19,7 @@ from stripemeter_assets import settings, warehouse
 from stripemeter_assets.analytics import snapshot
 from stripemeter_assets.ledger import ingest_batch, list_ready_files
 from stripemeter_assets.analytics.snapshot import publish_snapshot, publish_snapshot_from
+from stripemeter_assets.counters.recompute import recompute_days
 
 NOW = "2025-03-15T12:00:00Z"
 
@@ -327,3 +328,71 @@ def test_a_rewritten_table_is_published_again_whole(paths):
         counts = publish_snapshot_from(conn, paths["analytics"])
     assert counts["events"] == 2
     assert read(paths["analytics"], "SELECT quantity FROM events ORDER BY 1") == [(Decimal(1),), (Decimal(3),)]
+
+
+def count_days(conn, first: str, last: str) -> None:
+    with warehouse.transaction(conn):
+        recompute_days(conn, datetime.fromisoformat(first), datetime.fromisoformat(last) + timedelta(days=1),
+                       settings.now())
+
+
+def daily_files(paths) -> dict[str, int]:
+    """The live daily_usage files by name prefix (unit), with their mtimes."""
+    folder = os.path.join(snapshot.segments_dir(paths["analytics"]), "daily_usage")
+    return {n: os.stat(os.path.join(folder, n)).st_mtime_ns for n in os.listdir(folder) if not n.startswith(".")}
+
+
+def same_daily_usage(conn, paths) -> bool:
+    sql = "SELECT * FROM daily_usage ORDER BY ALL"
+    return read(paths["analytics"], sql) == conn.execute(sql).fetchall() != []
+
+
+def test_a_publication_rewrites_only_the_days_recounted_since_the_last(paths):
+    # as of 15 March: January is old (one file for the month), March days have a file each
+    for customer, ts in (("cus_1", "2025-01-05T10:00:00Z"), ("cus_2", "2025-01-20T10:00:00Z"),
+                         ("cus_1", "2025-03-10T10:00:00Z"), ("cus_3", "2025-03-12T10:00:00Z")):
+        drop_events(paths["landing"], customer, [2, 3], ts=ts)
+    with warehouse.connect(paths["warehouse"]) as conn:
+        ingest(conn, paths["landing"])
+        count_days(conn, "2025-01-01", "2025-03-14")
+        publish_snapshot_from(conn, paths["analytics"])
+        first = daily_files(paths)
+        assert sorted(n.split("-v")[0] for n in first) == ["2025-01", "2025-03-10", "2025-03-12"]
+        assert same_daily_usage(conn, paths)
+
+        drop_events(paths["landing"], "cus_4", [7], ts="2025-03-12T11:00:00Z")
+        ingest(conn, paths["landing"])
+        count_days(conn, "2025-03-12", "2025-03-12")
+        publish_snapshot_from(conn, paths["analytics"])
+        second = daily_files(paths)
+        assert same_daily_usage(conn, paths)
+        # only 12 March was written again; its old file is retired (kept for open readers)
+        assert {n: m for n, m in second.items() if n in first} == first
+        [new] = set(second) - set(first)
+        assert new.startswith("2025-03-12-v")
+
+        drop_events(paths["landing"], "cus_5", [1], ts="2025-01-07T11:00:00Z")  # a replayed old day
+        ingest(conn, paths["landing"])
+        count_days(conn, "2025-01-07", "2025-01-07")
+        publish_snapshot_from(conn, paths["analytics"])
+        third = daily_files(paths)
+        assert same_daily_usage(conn, paths)
+        [new] = set(third) - set(second)
+        assert new.startswith("2025-01-v")
+
+
+def test_days_become_one_file_a_month_as_they_age_and_days_without_a_version_are_published(paths, monkeypatch):
+    monkeypatch.setattr(snapshot, "RETAIN", snapshot.timedelta(0))
+    for day in ("10", "11"):
+        drop_events(paths["landing"], "cus_1", [1], ts=f"2025-03-{day}T10:00:00Z")
+    with warehouse.connect(paths["warehouse"]) as conn:
+        ingest(conn, paths["landing"])
+        count_days(conn, "2025-03-10", "2025-03-11")
+        conn.execute("DELETE FROM daily_usage_days")  # counted before daily_usage had versions
+        publish_snapshot_from(conn, paths["analytics"])
+        assert sorted(n.split("-v")[0] for n in daily_files(paths)) == ["2025-03-10", "2025-03-11"]
+        assert same_daily_usage(conn, paths)
+
+        publish_snapshot_from(conn, paths["analytics"], as_of=datetime(2025, 5, 2))
+        assert sorted(n.split("-v")[0] for n in daily_files(paths)) == ["2025-03"]
+        assert same_daily_usage(conn, paths)
