@@ -1,16 +1,18 @@
-"""Publishing the analyst snapshot after a day's recount, against the length of
-the counters' history: `daily_usage` holds a row per counter and day, so a
-publication that copies it whole costs the history again after every run.
+"""Publishing the analyst snapshot after a day's recount and push, against the
+length of the history: `daily_usage` holds a row per counter and day and
+`stripe_pushes` a row per intent, so a publication that copies them whole
+costs the history again after every run.
 
 For each history length of `--days` (default 30,365): a scratch warehouse with
 `--counters` counters (default 20k) counted every day of that many days
 (daily_usage rows written by SQL, as sql/counters/daily_usage.sql leaves them,
-though not in day order, which makes the first publication's reads dearer)
-and one event per counter today. Today's code and the code of
+though not in day order, which makes the first publication's reads dearer),
+an acknowledged intent per counter and day, and one event per counter today. Today's code and the code of
 BASELINE_COMMIT (which copied daily_usage into every snapshot) each get a copy
 of it, publish it once, then `--repeat` times recount today through the real
-daily_usage.sql and publish again; that publication is timed, in the same run
-for both codes. The snapshot's daily_usage is checked against the warehouse's.
+daily_usage.sql, add today's intents (an intent per counter, written by SQL)
+and publish again; that publication is timed, in the same run for both codes.
+The snapshot's daily_usage and stripe_pushes are checked against the warehouse's.
 Target: the publication after a recount costs about the same whatever the
 history (365 days within 1.5x of 30).
 
@@ -32,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import common  # noqa: E402
 from common import Row, fmt_count, fmt_runs, fmt_s, log, worker  # noqa: E402
 
-BASELINE_COMMIT = "68b2c86"  # before daily_usage was published by units of days
+BASELINE_COMMIT = "68b2c86"  # before daily_usage and stripe_pushes were published by units of days
 NOW = datetime(2025, 3, 20, 12)
 TODAY = NOW.replace(hour=0)
 
@@ -56,6 +58,16 @@ def build(db: str, counters: int, days: int) -> dict:
                    (md5_number('tenant_' || (c % 5) || chr(31) || 'today_' || c) >> 64)::UBIGINT, false, NULL,
                    'synthetic.jsonl', c + 1, 'synthetic', c + 1, TIMESTAMP '{NOW}'
             FROM range({counters}) r(c)""")
+        conn.execute(f"""
+            INSERT INTO stripe_pushes
+            SELECT printf('smp_%d_%s', c, d.day), 'platform', 'live', false, 'tenant_' || (c % 5),
+                   printf('cus_%07d', c), printf('cus_%07d', c), 'api_calls', 'api_calls', NULL, 'sum', 1,
+                   date_trunc('month', d.day), date_trunc('month', d.day) + INTERVAL 1 MONTH, epoch(d.day)::BIGINT,
+                   'delta', NULL, 3, 3, epoch(d.day)::BIGINT, 'acknowledged', 1, NULL, 'run',
+                   d.day + INTERVAL 6 HOUR, d.day + INTERVAL 6 HOUR, d.day + INTERVAL 6 HOUR,
+                   nextval('stripe_pushes_version')
+            FROM range({counters}) r(c),
+                 (SELECT (TIMESTAMP '{TODAY}' - to_days(i::INT))::DATE AS day FROM range(1, {days} + 1) t(i)) d""")
         conn.execute("CHECKPOINT")
         rows = conn.execute("SELECT count(*) FROM daily_usage").fetchone()[0]
     return {"seconds": time.perf_counter() - start, "daily_rows": rows}
@@ -76,17 +88,26 @@ def recount_and_publish(db: str, analytics: str, repeat: int) -> dict:
         for _ in range(repeat):
             with transaction(conn):
                 recompute_days(conn, TODAY, TODAY + timedelta(days=1), NOW)
+                # today's push, standing in for push/write_intents.sql: an intent per counter
+                conn.execute(f"""
+                    INSERT INTO stripe_pushes
+                    SELECT p.* REPLACE (identifier || '_' || nextval('stripe_pushes_version') AS identifier,
+                                        TIMESTAMP '{NOW}' AS created_at, nextval('stripe_pushes_version') AS version)
+                    FROM stripe_pushes p WHERE created_at >= TIMESTAMP '{TODAY}' - INTERVAL 1 DAY
+                      AND created_at < TIMESTAMP '{TODAY}'""")
             start = time.perf_counter()
             publish_snapshot_from(conn, analytics, as_of=NOW)
             seconds.append(time.perf_counter() - start)
-        sql = "SELECT count(*), sum(sum_quantity), max(day) FROM daily_usage"
+        sql = ("SELECT (SELECT count(*) FROM daily_usage), (SELECT sum(sum_quantity) FROM daily_usage), "
+               "(SELECT count(*) FROM stripe_pushes), (SELECT max(created_at) FROM stripe_pushes)")
         expected = conn.execute(sql).fetchall()
     reader = duckdb.connect(analytics, read_only=True)
     try:
         published = reader.execute(sql).fetchall()
     finally:
         reader.close()
-    return {"seconds": seconds, "first_s": first, "same": published == expected, "rows": expected[0][0]}
+    return {"seconds": seconds, "first_s": first, "same": published == expected, "rows": expected[0][0],
+            "intents": expected[0][2]}
 
 
 def main() -> None:
@@ -109,10 +130,11 @@ def main() -> None:
                 result = common.run_worker(__file__, "recount_and_publish", code=code, db=str(db),
                                            analytics=str(analytics), repeat=args.repeat)
                 if not result["same"]:
-                    raise RuntimeError(f"{label}: the snapshot's daily_usage differs from the warehouse's")
+                    raise RuntimeError(f"{label}: the snapshot's daily_usage or stripe_pushes differ from the warehouse's")
                 best[(days, label)] = min(result["seconds"])
-                rows.append(Row(f"{days} days ({fmt_count(result['rows'])} daily rows): publication after "
-                                f"a recount of today, {label}", fmt_runs(result["seconds"])))
+                rows.append(Row(f"{days} days ({fmt_count(result['rows'])} daily rows, {fmt_count(result['intents'])} "
+                                f"intents): publication after today's recount and push, {label}",
+                                fmt_runs(result["seconds"])))
                 rows.append(Row(f"  the first publication, every row", fmt_s(result["first_s"])))
                 shutil.rmtree(analytics.with_name(analytics.name + ".segments"), ignore_errors=True)
                 for leftover in (db, analytics):

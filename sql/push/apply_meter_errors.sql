@@ -38,7 +38,8 @@ WHERE a.status = 'pushed' AND a.tenant_id = n.tenant_id AND a.metric = n.metric 
   AND a.origin_period = n.origin_period AND a.recorded_at = n.recorded_at AND a.run_id = n.run_id;
 
 UPDATE stripe_pushes p
-SET status = 'rejected_by_stripe', last_error = r.code || ': ' || coalesce(r.message, '')
+SET status = 'rejected_by_stripe', last_error = r.code || ': ' || coalesce(r.message, ''),
+    version = nextval('stripe_pushes_version')
 FROM rejected_now r
 WHERE p.identifier = r.identifier;
 

@@ -41,6 +41,7 @@ SET status = CASE WHEN o.outcome IN ('acknowledged', 'failed', 'refused_meter_co
     attempts = p.attempts + o.attempts,
     sent_at = coalesce(p.sent_at, o.sent_at),
     acked_at = CASE WHEN o.outcome = 'acknowledged' THEN o.acked_at ELSE p.acked_at END,
-    last_error = o.note
+    last_error = o.note,
+    version = nextval('stripe_pushes_version')
 FROM push_outcomes o
 WHERE p.identifier = o.identifier AND p.status = 'pending';

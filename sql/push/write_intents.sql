@@ -21,10 +21,10 @@ DELETE FROM stripe_pushes WHERE identifier IN (SELECT identifier FROM replaced_i
 INSERT INTO stripe_pushes (identifier, account, mode, shadow, tenant_id, customer_ref, stripe_customer, metric,
                            event_name, meter_id, meter_formula, unit_scale, period_start, period_end, revision, kind,
                            origin_period, value, target_total, event_ts, status, attempts, last_error, run_id,
-                           created_at, sent_at, acked_at)
+                           created_at, sent_at, acked_at, version)
 SELECT identifier, account, mode, shadow, tenant_id, customer_ref, stripe_customer, metric, event_name, meter_id,
        meter_formula, unit_scale, period_start, period_end, revision, kind, origin_period, value, target_total,
-       event_ts, status, 0, NULL, run_id, created_at, NULL, NULL
+       event_ts, status, 0, NULL, run_id, created_at, NULL, NULL, nextval('stripe_pushes_version')
 FROM new_intents;
 
 INSERT INTO stripe_push_adjustments SELECT * FROM new_links;

@@ -136,15 +136,17 @@ CREATE TABLE IF NOT EXISTS snapshot_segments (
     retired_at  TIMESTAMP
 );
 
--- Parquet files of `daily_usage` written for the analyst snapshot, one per
+-- Parquet files of the mutable tables that grow with the history
+-- (daily_usage, stripe_pushes) written for the analyst snapshot, one per
 -- unit of days (a day, or a whole month once it is old): each holds the rows
--- of its days as of `version`, the greatest daily_usage_days.version among
--- them; a unit whose version moved on is written again and its old file
--- retired, like a segment.
-CREATE TABLE IF NOT EXISTS snapshot_daily_usage_files (
+-- of its unit as of `signature` (analytics/units_<table>.sql); a unit whose
+-- signature moved on is written again and its old file retired, like a
+-- segment.
+CREATE TABLE IF NOT EXISTS snapshot_unit_files (
+    table_name VARCHAR NOT NULL,
     path       VARCHAR NOT NULL,
     unit       VARCHAR NOT NULL,  -- 2025-03-14 (a day) or 2025-01 (a month)
-    version    BIGINT NOT NULL,
+    signature  VARCHAR NOT NULL,
     rows       BIGINT NOT NULL,
     created_at TIMESTAMP NOT NULL,
     retired_at TIMESTAMP

@@ -48,8 +48,11 @@ CREATE TABLE IF NOT EXISTS stripe_pushes (
     run_id          VARCHAR,
     created_at      TIMESTAMP NOT NULL,
     sent_at         TIMESTAMP,          -- first attempt
-    acked_at        TIMESTAMP
+    acked_at        TIMESTAMP,
+    version         BIGINT              -- from stripe_pushes_version at every write of the row (analyst snapshot)
 );
+CREATE SEQUENCE IF NOT EXISTS stripe_pushes_version;
+ALTER TABLE stripe_pushes ADD COLUMN IF NOT EXISTS version BIGINT;
 
 -- Per counter (account, mode, tenant, customer, metric, period): what Stripe
 -- has acknowledged. pushed_total: Σ acknowledged `delta` pushes (scaled),

@@ -22,13 +22,14 @@ merged into one and retired; retired and orphaned files are deleted after
 `RETAIN`, so a snapshot held open longer than that may lose rows it still
 names.
 
-`daily_usage` (a row per counter and day: it grows with the history) is
-rewritten by whole days, each recomputation bumping the day's version
-(`daily_usage_days`). It is published as Parquet files too, one per unit of
-days: a day for the days since the first of the previous month, a month for
-older ones (so a year of history is a few dozen files); a publication writes
-only the units whose version moved on, usually today's and yesterday's
-days, and retires their old files like segments.
+Two mutable tables grow with the history, `daily_usage` (a row per counter
+and day) and `stripe_pushes` (a row per intent). They are published as
+Parquet files too, one per unit of days of a date column (`UNIT_TABLES`): a
+day for the days since the first of the previous month, a month for older
+ones, so a year of history is a few dozen files. Each unit has a signature
+computed from narrow columns (a version every write bumps); a publication
+writes only the units whose signature is not the one published, usually
+today's, and retires their old files like segments.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ from stripemeter_assets.warehouse import ident, literal
 
 VIEWS_SQL = "analytics/analyst_views.sql"
 APPEND_ONLY = ("events", "quarantine")
-DAILY = "daily_usage"
+# Table -> (its units' query, the rows of a unit {first}..{last}, DATE literals).
+UNIT_TABLES = {
+    "daily_usage": ("analytics/units_daily_usage.sql", "day BETWEEN {first} AND {last}"),
+    "stripe_pushes": ("analytics/units_stripe_pushes.sql",
+                      "created_at >= {first}::TIMESTAMP AND created_at < ({last} + 1)::TIMESTAMP"),
+}
 # The ledger's key index (ledger/key_runs.py): one row per event, derived from
 # `events`, of no use to analysts. Copied whole, it made every publication
 # cost what the ledger's size does (6 s after a 100k batch at 100M events).
@@ -104,10 +110,12 @@ def _build(conn: duckdb.DuckDBPyConnection, tmp: str, segments: str, as_of: date
             # A transaction writes one database: the segments (and their
             # record in the warehouse) first, then the snapshot file, which
             # names them only if no row was appended in between.
+            recent = _recent(as_of)
             with warehouse.transaction(conn):
                 exported = {table: _segments(conn, table, segments) for table in APPEND_ONLY}
-                daily = _daily_files(conn, segments, as_of)
-            counts = _copy(conn, source, alias, exported, daily, as_of)
+                warehouse.run_script(conn, "analytics/daily_usage_versions.sql")
+                signed = {table: _unit_files(conn, table, segments, recent) for table in UNIT_TABLES}
+            counts = _copy(conn, source, alias, exported, signed, recent, as_of)
         conn.execute(f"CHECKPOINT {ident(alias)}")
     finally:
         conn.execute(f"DETACH {ident(alias)}")
@@ -115,11 +123,12 @@ def _build(conn: duckdb.DuckDBPyConnection, tmp: str, segments: str, as_of: date
 
 
 def _copy(conn: duckdb.DuckDBPyConnection, source: str, alias: str, exported: dict[str, tuple[list[str], int]],
-          daily: tuple[list[str], int, int], as_of: datetime) -> dict[str, int] | None:
+          signed: dict[str, tuple[list[str], int, dict[str, str]]], recent: date,
+          as_of: datetime) -> dict[str, int] | None:
     """Copies every table but the exported ones into the snapshot, as of one
-    transaction, with views over the exported segments and daily files; None
-    if the append-only tables no longer hold what the segments hold, or a day
-    was recounted since its file was written."""
+    transaction, with views over the exported segments and unit files; None
+    if the append-only tables no longer hold what the segments hold, or a
+    unit changed since its file was written."""
     counts: dict[str, int] = {}
     # One transaction: every table is read from the same MVCC snapshot, so
     # the copy is consistent even while other cursors write.
@@ -127,10 +136,10 @@ def _copy(conn: duckdb.DuckDBPyConnection, source: str, alias: str, exported: di
         for table, (_, rows) in exported.items():
             if conn.execute(f"SELECT count(*) FROM {ident(source)}.main.{ident(table)}").fetchall() != [(rows,)]:
                 return None  # nothing was written yet
-        if conn.execute(f"SELECT coalesce(max(version), -1) FROM {ident(source)}.main.daily_usage_days"
-                        ).fetchall() != [(daily[2],)]:
-            return None
-        exported = {**exported, DAILY: daily[:2]}
+        for table, (files, rows, signatures) in signed.items():
+            if _signatures(conn, table, recent) != signatures:
+                return None
+            exported = {**exported, table: (files, rows)}
         tables = conn.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() "
             "WHERE database_name = ? AND NOT temporary ORDER BY schema_name, table_name", [source]
@@ -186,60 +195,56 @@ def _segments(conn: duckdb.DuckDBPyConnection, table: str, folder: str) -> tuple
     return [p for (p,) in conn.execute(f"SELECT path {live} ORDER BY first_rowid", params).fetchall()], total
 
 
-def _daily_files(conn: duckdb.DuckDBPyConnection, folder: str, as_of: datetime) -> tuple[list[str], int, int]:
-    """(live files, their rows, the greatest version) of daily_usage, after writing each unit
-    of days whose version is not the one published. Days counted without a
-    version (before versions existed) get one first. No files when no day
-    was ever counted: the (empty) table is copied."""
-    conn.execute("INSERT INTO daily_usage_days SELECT day, nextval('daily_usage_version') "
-                 "FROM (SELECT DISTINCT day FROM daily_usage) WHERE day NOT IN (SELECT day FROM daily_usage_days)")
-    units: dict[str, tuple[date, date, int]] = {}
-    for day, version in conn.execute("SELECT day, version FROM daily_usage_days").fetchall():
-        unit, first, last = _unit(day, as_of)
-        units[unit] = (first, last, max(version, units.get(unit, (first, last, version))[2]))
-    prefix = os.path.join(folder, DAILY) + os.sep
-    live = "FROM snapshot_daily_usage_files WHERE retired_at IS NULL AND starts_with(path, ?)"
-    published = dict(conn.execute(f"SELECT unit, version {live}", [prefix]).fetchall())
+def _recent(as_of: datetime) -> date:
+    """The first day of the month before `as_of`: units from it on are days."""
+    return (as_of.date().replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def _signatures(conn: duckdb.DuckDBPyConnection, table: str, recent: date) -> dict[str, str]:
+    warehouse.run_script(conn, "analytics/unit_macros.sql")
+    return {r["unit"]: r["signature"] for r in warehouse.query(conn, UNIT_TABLES[table][0], recent=recent)}
+
+
+def _unit_files(conn: duckdb.DuckDBPyConnection, table: str, folder: str,
+                recent: date) -> tuple[list[str], int, dict[str, str]]:
+    """(live files, their rows, the signature of each unit) of `table`, after
+    writing each unit whose signature is not the one published. No files when
+    the table is empty: it is copied."""
+    warehouse.run_script(conn, "analytics/unit_macros.sql")
+    units = {r["unit"]: r for r in warehouse.query(conn, UNIT_TABLES[table][0], recent=recent)}
+    prefix = os.path.join(folder, table) + os.sep
+    live = "FROM snapshot_unit_files WHERE table_name = ? AND retired_at IS NULL AND starts_with(path, ?)"
+    published = dict(conn.execute(f"SELECT unit, signature {live}", [table, prefix]).fetchall())
     for unit in set(published) - set(units):
-        _retire_daily(conn, unit, prefix)
-    for unit, (first, last, version) in sorted(units.items()):
-        if published.get(unit) != version:
-            _retire_daily(conn, unit, prefix)
-            _write_daily(conn, folder, unit, first, last, version)
-    files = conn.execute(f"SELECT path, rows {live} AND rows > 0 ORDER BY unit", [prefix]).fetchall()
-    return [p for p, _ in files], sum(r for _, r in files), max((v for _, _, v in units.values()), default=-1)
+        _retire_unit(conn, table, unit, prefix)
+    for unit, u in sorted(units.items()):
+        if published.get(unit) != u["signature"]:
+            _retire_unit(conn, table, unit, prefix)
+            _write_unit(conn, table, folder, u)
+    files = conn.execute(f"SELECT path, rows {live} AND rows > 0 ORDER BY unit", [table, prefix]).fetchall()
+    return [p for p, _ in files], sum(r for _, r in files), {u: r["signature"] for u, r in units.items()}
 
 
-def _unit(day: date, as_of: datetime) -> tuple[str, date, date]:
-    """(unit, first day, last day): the day itself from the first of the
-    month before `as_of` on, where late events still land; else its month."""
-    recent = (as_of.date().replace(day=1) - timedelta(days=1)).replace(day=1)
-    if day >= recent:
-        return day.isoformat(), day, day
-    first = day.replace(day=1)
-    return first.strftime("%Y-%m"), first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-
-
-def _write_daily(conn: duckdb.DuckDBPyConnection, folder: str, unit: str, first: date, last: date,
-                 version: int) -> None:
-    os.makedirs(os.path.join(folder, DAILY), exist_ok=True)
-    name = f"{unit}-v{version}-{uuid.uuid4().hex[:12]}.parquet"
-    path, tmp = os.path.join(folder, DAILY, name), os.path.join(folder, DAILY, f".{name}.tmp")
-    [(rows,)] = conn.execute(
-        f"COPY (SELECT * FROM daily_usage WHERE day BETWEEN {literal(first.isoformat())}::DATE "
-        f"AND {literal(last.isoformat())}::DATE) TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)").fetchall()
+def _write_unit(conn: duckdb.DuckDBPyConnection, table: str, folder: str, unit: dict) -> None:
+    os.makedirs(os.path.join(folder, table), exist_ok=True)
+    name = f"{unit['unit']}-{uuid.uuid4().hex[:12]}.parquet"
+    path, tmp = os.path.join(folder, table, name), os.path.join(folder, table, f".{name}.tmp")
+    where = UNIT_TABLES[table][1].format(first=f"{literal(unit['first'].isoformat())}::DATE",
+                                         last=f"{literal(unit['last'].isoformat())}::DATE")
+    [(rows,)] = conn.execute(f"COPY (SELECT * FROM {ident(table)} WHERE {where}) TO {literal(tmp)} "
+                             "(FORMAT parquet, COMPRESSION zstd)").fetchall()
     if rows:
         os.replace(tmp, path)
     else:  # a unit with no rows is recorded as published, with no file for the view to open
         os.remove(tmp)
-    conn.execute("INSERT INTO snapshot_daily_usage_files VALUES (?, ?, ?, ?, ?, NULL)",
-                 [path, unit, version, rows, datetime.now(UTC).replace(tzinfo=None)])
+    conn.execute("INSERT INTO snapshot_unit_files VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                 [table, path, unit["unit"], unit["signature"], rows, datetime.now(UTC).replace(tzinfo=None)])
 
 
-def _retire_daily(conn: duckdb.DuckDBPyConnection, unit: str, prefix: str) -> None:
-    conn.execute("UPDATE snapshot_daily_usage_files SET retired_at = ? "
-                 "WHERE unit = ? AND retired_at IS NULL AND starts_with(path, ?)",
-                 [datetime.now(UTC).replace(tzinfo=None), unit, prefix])
+def _retire_unit(conn: duckdb.DuckDBPyConnection, table: str, unit: str, prefix: str) -> None:
+    conn.execute("UPDATE snapshot_unit_files SET retired_at = ? "
+                 "WHERE table_name = ? AND unit = ? AND retired_at IS NULL AND starts_with(path, ?)",
+                 [datetime.now(UTC).replace(tzinfo=None), table, unit, prefix])
 
 
 def _write(conn: duckdb.DuckDBPyConnection, table: str, folder: str, query: str) -> None:
@@ -287,9 +292,8 @@ def _collect_garbage(conn: duckdb.DuckDBPyConnection, folder: str) -> None:
     failed after writing them), more than RETAIN ago."""
     cutoff = datetime.now(UTC).replace(tzinfo=None) - RETAIN
     live = {p for (p,) in conn.execute("SELECT path FROM snapshot_segments WHERE retired_at IS NULL UNION ALL "
-                                       "SELECT path FROM snapshot_daily_usage_files WHERE retired_at IS NULL"
-                                       ).fetchall()}
-    for table in (*APPEND_ONLY, DAILY):
+                                       "SELECT path FROM snapshot_unit_files WHERE retired_at IS NULL").fetchall()}
+    for table in (*APPEND_ONLY, *UNIT_TABLES):
         sub = os.path.join(folder, table)
         if not os.path.isdir(sub):
             continue
@@ -299,7 +303,7 @@ def _collect_garbage(conn: duckdb.DuckDBPyConnection, folder: str) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
     conn.execute("DELETE FROM snapshot_segments WHERE retired_at < ?", [cutoff])
-    conn.execute("DELETE FROM snapshot_daily_usage_files WHERE retired_at < ?", [cutoff])
+    conn.execute("DELETE FROM snapshot_unit_files WHERE retired_at < ?", [cutoff])
 
 
 def _create_views(path: str) -> None:

@@ -357,7 +357,7 @@ def test_a_publication_rewrites_only_the_days_recounted_since_the_last(paths):
         count_days(conn, "2025-01-01", "2025-03-14")
         publish_snapshot_from(conn, paths["analytics"])
         first = daily_files(paths)
-        assert sorted(n.split("-v")[0] for n in first) == ["2025-01", "2025-03-10", "2025-03-12"]
+        assert sorted(n.rsplit("-", 1)[0] for n in first) == ["2025-01", "2025-03-10", "2025-03-12"]
         assert same_daily_usage(conn, paths)
 
         drop_events(paths["landing"], "cus_4", [7], ts="2025-03-12T11:00:00Z")
@@ -369,7 +369,7 @@ def test_a_publication_rewrites_only_the_days_recounted_since_the_last(paths):
         # only 12 March was written again; its old file is retired (kept for open readers)
         assert {n: m for n, m in second.items() if n in first} == first
         [new] = set(second) - set(first)
-        assert new.startswith("2025-03-12-v")
+        assert new.rsplit("-", 1)[0] == "2025-03-12"
 
         drop_events(paths["landing"], "cus_5", [1], ts="2025-01-07T11:00:00Z")  # a replayed old day
         ingest(conn, paths["landing"])
@@ -378,7 +378,7 @@ def test_a_publication_rewrites_only_the_days_recounted_since_the_last(paths):
         third = daily_files(paths)
         assert same_daily_usage(conn, paths)
         [new] = set(third) - set(second)
-        assert new.startswith("2025-01-v")
+        assert new.rsplit("-", 1)[0] == "2025-01"
 
 
 def test_days_become_one_file_a_month_as_they_age_and_days_without_a_version_are_published(paths, monkeypatch):
@@ -390,9 +390,9 @@ def test_days_become_one_file_a_month_as_they_age_and_days_without_a_version_are
         count_days(conn, "2025-03-10", "2025-03-11")
         conn.execute("DELETE FROM daily_usage_days")  # counted before daily_usage had versions
         publish_snapshot_from(conn, paths["analytics"])
-        assert sorted(n.split("-v")[0] for n in daily_files(paths)) == ["2025-03-10", "2025-03-11"]
+        assert sorted(n.rsplit("-", 1)[0] for n in daily_files(paths)) == ["2025-03-10", "2025-03-11"]
         assert same_daily_usage(conn, paths)
 
         publish_snapshot_from(conn, paths["analytics"], as_of=datetime(2025, 5, 2))
-        assert sorted(n.split("-v")[0] for n in daily_files(paths)) == ["2025-03"]
+        assert sorted(n.rsplit("-", 1)[0] for n in daily_files(paths)) == ["2025-03"]
         assert same_daily_usage(conn, paths)

@@ -3,6 +3,9 @@ pulls Stripe's meter error reports; intents they name are rejected_by_stripe,
 stop counting as pushed, and their counters are pushed again once the cause
 is fixed. Through the real SDK against the emulator's asynchronous validation."""
 
+import duckdb
+
+from stripemeter_assets.analytics.snapshot import publish_snapshot
 from tests.push.conftest import client_delete_customer
 
 NOW_S = 1742472000  # tests.conftest.NOW
@@ -61,3 +64,29 @@ def test_the_pull_resumes_from_its_cursor_and_stores_each_report_once(push):
     assert meta["stripe_error_reports"] == 0
     assert push.env.sql("SELECT count(*) FROM stripe_meter_errors") == [(1,)]
     assert push.env.sql("SELECT count(*) FROM stripe_meter_error_cursor WHERE meter LIKE 'mtr_%'") == [(1,)]
+
+
+def test_the_analyst_snapshot_shows_an_intent_rejected_after_it_was_published_acknowledged(push, tmp_path):
+    # Sent just before midnight, rejected by a report just after: the rejected intent's unit
+    # of the snapshot (its creation day) gets no new row, only the changed one.
+    analytics = str(tmp_path / "analytics.duckdb")
+    push.set_now(NOW_S + 11 * 3600 + 57 * 60)        # 2025-03-20 23:57
+    push.usage(5)
+    push.run()
+    client_delete_customer(push, "cus_A")
+    push.usage(8)
+    push.run()                                        # the +3 answered 200, dropped by Stripe
+    publish_snapshot(analytics_path=analytics)
+    push.set_now(NOW_S + 12 * 3600 + 5 * 60)          # 2025-03-21 00:05: the reports are out
+
+    push.run(expect_success=False)
+    publish_snapshot(analytics_path=analytics)
+
+    conn = duckdb.connect(analytics, read_only=True)
+    try:
+        statuses = conn.execute("SELECT created_at::DATE::VARCHAR, status FROM stripe_pushes "
+                                "ORDER BY created_at, revision").fetchall()
+    finally:
+        conn.close()
+    assert statuses == [("2025-03-20", "acknowledged"), ("2025-03-20", "rejected_by_stripe"),
+                        ("2025-03-21", "refused_unknown_customer")]

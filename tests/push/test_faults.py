@@ -7,8 +7,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import duckdb
 import pytest
 
+from stripemeter_assets.analytics.snapshot import publish_snapshot
 from tests import REPO_ROOT
 
 NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())
@@ -114,6 +116,30 @@ def test_a_still_failing_intent_stays_pending_fails_the_run_and_goes_first_next_
     assert {p["params"]["identifier"] for p in posts[:4]} == {intent["identifier"]}   # re-sent first, same id
     assert [e["value"] for e in push.events()] == [5, 4]
     assert push.stripe_total() == 9
+
+
+def test_the_analyst_snapshot_shows_an_intent_acknowledged_after_it_was_published_pending(push, tmp_path):
+    # The snapshot rewrites only the units of stripe_pushes whose rows changed; an outcome
+    # recorded on an existing intent (no new row) must count as a change.
+    analytics = str(tmp_path / "analytics.duckdb")
+    push.usage(5)
+    push.emu.inject_fault("api_error", path_prefix=EVENTS_PATH, count=3)
+    push.run(max_attempts=3, expect_success=False)
+    publish_snapshot(analytics_path=analytics)
+    assert _published(analytics, "SELECT status, attempts FROM stripe_pushes") == [("pending", 3)]
+
+    push.run()
+    publish_snapshot(analytics_path=analytics)
+
+    assert _published(analytics, "SELECT status, attempts > 3 FROM stripe_pushes") == [("acknowledged", True)]
+
+
+def _published(path: str, sql: str) -> list[tuple]:
+    conn = duckdb.connect(path, read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
 
 
 def test_breaker_stops_sending_when_stripe_keeps_failing(push):
