@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -47,10 +48,11 @@ from stripemeter_assets.warehouse import ident, literal
 
 VIEWS_SQL = "analytics/analyst_views.sql"
 APPEND_ONLY = ("events", "quarantine")
-# Table -> (its units' query, the rows of a unit {first}..{last}, DATE literals).
+# Table -> (its units' query, the date a row's unit is of, the rows of the days
+# {first}..{last} (DATE literals) in a form whose zone maps prune row groups).
 UNIT_TABLES = {
-    "daily_usage": ("analytics/units_daily_usage.sql", "day BETWEEN {first} AND {last}"),
-    "stripe_pushes": ("analytics/units_stripe_pushes.sql",
+    "daily_usage": ("analytics/units_daily_usage.sql", "day", "day BETWEEN {first} AND {last}"),
+    "stripe_pushes": ("analytics/units_stripe_pushes.sql", "created_at::DATE",
                       "created_at >= {first}::TIMESTAMP AND created_at < ({last} + 1)::TIMESTAMP"),
 }
 # The ledger's key index (ledger/key_runs.py): one row per event, derived from
@@ -153,7 +155,8 @@ def _copy(conn: duckdb.DuckDBPyConnection, source: str, alias: str, exported: di
             name = table if schema == "main" else f"{schema}.{table}"
             files, rows = exported.get(table, ([], 0)) if schema == "main" else ([], 0)
             if files:
-                conn.execute(f"CREATE VIEW {dst} AS SELECT * FROM read_parquet([{', '.join(map(literal, files))}])")
+                conn.execute(f"CREATE VIEW {dst} AS SELECT * FROM read_parquet([{', '.join(map(literal, files))}], "
+                             "hive_partitioning = false)")
                 counts[name] = rows
             else:
                 conn.execute(f"CREATE TABLE {dst} AS SELECT * FROM {ident(source)}.{ident(schema)}.{ident(table)}")
@@ -217,28 +220,45 @@ def _unit_files(conn: duckdb.DuckDBPyConnection, table: str, folder: str,
     published = dict(conn.execute(f"SELECT unit, signature {live}", [table, prefix]).fetchall())
     for unit in set(published) - set(units):
         _retire_unit(conn, table, unit, prefix)
-    for unit, u in sorted(units.items()):
-        if published.get(unit) != u["signature"]:
-            _retire_unit(conn, table, unit, prefix)
-            _write_unit(conn, table, folder, u)
+    changed = [u for unit, u in sorted(units.items()) if published.get(unit) != u["signature"]]
+    for u in changed:
+        _retire_unit(conn, table, u["unit"], prefix)
+    if changed:
+        _write_units(conn, table, folder, changed, recent, every=len(changed) == len(units))
     files = conn.execute(f"SELECT path, rows {live} AND rows > 0 ORDER BY unit", [table, prefix]).fetchall()
     return [p for p, _ in files], sum(r for _, r in files), {u: r["signature"] for u, r in units.items()}
 
 
-def _write_unit(conn: duckdb.DuckDBPyConnection, table: str, folder: str, unit: dict) -> None:
+def _write_units(conn: duckdb.DuckDBPyConnection, table: str, folder: str, units: list[dict], recent: date,
+                 every: bool) -> None:
+    """Writes the rows of `units` (`every` unit of the table: no filter) in
+    one pass, a file per unit (a first publication has dozens), and records
+    them; a unit without rows is recorded with no file."""
+    _, unit_of, days = UNIT_TABLES[table]
     os.makedirs(os.path.join(folder, table), exist_ok=True)
-    name = f"{unit['unit']}-{uuid.uuid4().hex[:12]}.parquet"
-    path, tmp = os.path.join(folder, table, name), os.path.join(folder, table, f".{name}.tmp")
-    where = UNIT_TABLES[table][1].format(first=f"{literal(unit['first'].isoformat())}::DATE",
-                                         last=f"{literal(unit['last'].isoformat())}::DATE")
-    [(rows,)] = conn.execute(f"COPY (SELECT * FROM {ident(table)} WHERE {where}) TO {literal(tmp)} "
-                             "(FORMAT parquet, COMPRESSION zstd)").fetchall()
-    if rows:
-        os.replace(tmp, path)
-    else:  # a unit with no rows is recorded as published, with no file for the view to open
-        os.remove(tmp)
-    conn.execute("INSERT INTO snapshot_unit_files VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                 [table, path, unit["unit"], unit["signature"], rows, datetime.now(UTC).replace(tzinfo=None)])
+    scratch = os.path.join(folder, table, f".{uuid.uuid4().hex}.tmp")
+    where = days.format(first=f"{literal(min(u['first'] for u in units).isoformat())}::DATE",
+                        last=f"{literal(max(u['last'] for u in units).isoformat())}::DATE")
+    key = f"sm_unit({unit_of}, {literal(recent.isoformat())}::DATE)"
+    if not every:
+        where += f" AND {key} IN ({', '.join(literal(u['unit']) for u in units)})"
+    try:
+        conn.execute(f"COPY (SELECT *, {key} AS sm_unit_key FROM {ident(table)} WHERE {where}) "
+                     f"TO {literal(scratch)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (sm_unit_key))")
+        created = datetime.now(UTC).replace(tzinfo=None)
+        for u in units:
+            part = os.path.join(scratch, f"sm_unit_key={u['unit']}")
+            parts = sorted(os.listdir(part)) if os.path.isdir(part) else []
+            for name in parts or [None]:
+                path = os.path.join(folder, table, f"{u['unit']}-{uuid.uuid4().hex[:12]}.parquet")
+                rows = 0
+                if name:
+                    os.replace(os.path.join(part, name), path)
+                    [(rows,)] = conn.execute(f"SELECT count(*) FROM read_parquet({literal(path)})").fetchall()
+                conn.execute("INSERT INTO snapshot_unit_files VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                             [table, path, u["unit"], u["signature"], rows, created])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _retire_unit(conn: duckdb.DuckDBPyConnection, table: str, unit: str, prefix: str) -> None:
@@ -288,8 +308,9 @@ def _retire(conn: duckdb.DuckDBPyConnection, where: str, params: list) -> None:
 
 
 def _collect_garbage(conn: duckdb.DuckDBPyConnection, folder: str) -> None:
-    """Deletes segment files retired, or never recorded (a publication that
-    failed after writing them), more than RETAIN ago."""
+    """Deletes segment and unit files retired, or never recorded (a
+    publication that failed after writing them, and its scratch folders),
+    more than RETAIN ago."""
     cutoff = datetime.now(UTC).replace(tzinfo=None) - RETAIN
     live = {p for (p,) in conn.execute("SELECT path FROM snapshot_segments WHERE retired_at IS NULL UNION ALL "
                                        "SELECT path FROM snapshot_unit_files WHERE retired_at IS NULL").fetchall()}
@@ -300,8 +321,11 @@ def _collect_garbage(conn: duckdb.DuckDBPyConnection, folder: str) -> None:
         for name in os.listdir(sub):
             path = os.path.join(sub, name)
             if path not in live and datetime.fromtimestamp(os.path.getmtime(path), UTC).replace(tzinfo=None) < cutoff:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
     conn.execute("DELETE FROM snapshot_segments WHERE retired_at < ?", [cutoff])
     conn.execute("DELETE FROM snapshot_unit_files WHERE retired_at < ?", [cutoff])
 
