@@ -3,9 +3,8 @@ pulls Stripe's meter error reports; intents they name are rejected_by_stripe,
 stop counting as pushed, and their counters are pushed again once the cause
 is fixed. Through the real SDK against the emulator's asynchronous validation."""
 
-import duckdb
-
 from stripemeter_assets.analytics.snapshot import publish_snapshot
+from stripemeter_assets.warehouse import connect
 from tests.push.conftest import client_delete_customer
 
 NOW_S = 1742472000  # tests.conftest.NOW
@@ -82,11 +81,8 @@ def test_the_analyst_snapshot_shows_an_intent_rejected_after_it_was_published_ac
     push.run(expect_success=False)
     publish_snapshot(analytics_path=analytics)
 
-    conn = duckdb.connect(analytics, read_only=True)
-    try:
-        statuses = conn.execute("SELECT created_at::DATE::VARCHAR, status FROM stripe_pushes "
+    with connect(analytics, read_only=True) as snap:
+        statuses = snap.execute("SELECT created_at::DATE::VARCHAR, status FROM stripe_pushes "
                                 "ORDER BY created_at, revision").fetchall()
-    finally:
-        conn.close()
     assert statuses == [("2025-03-20", "acknowledged"), ("2025-03-20", "rejected_by_stripe"),
                         ("2025-03-21", "refused_unknown_customer")]

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
 from stripemeter_assets.analytics.snapshot import publish_snapshot
+from stripemeter_assets.warehouse import connect
 from tests import REPO_ROOT
 
 NOW_S = int(datetime(2025, 3, 20, 12, tzinfo=UTC).timestamp())
@@ -126,20 +126,14 @@ def test_the_analyst_snapshot_shows_an_intent_acknowledged_after_it_was_publishe
     push.emu.inject_fault("api_error", path_prefix=EVENTS_PATH, count=3)
     push.run(max_attempts=3, expect_success=False)
     publish_snapshot(analytics_path=analytics)
-    assert _published(analytics, "SELECT status, attempts FROM stripe_pushes") == [("pending", 3)]
+    with connect(analytics, read_only=True) as snap:
+        assert snap.execute("SELECT status, attempts FROM stripe_pushes").fetchall() == [("pending", 3)]
 
     push.run()
     publish_snapshot(analytics_path=analytics)
 
-    assert _published(analytics, "SELECT status, attempts > 3 FROM stripe_pushes") == [("acknowledged", True)]
-
-
-def _published(path: str, sql: str) -> list[tuple]:
-    conn = duckdb.connect(path, read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+    with connect(analytics, read_only=True) as snap:
+        assert snap.execute("SELECT status, attempts > 3 FROM stripe_pushes").fetchall() == [("acknowledged", True)]
 
 
 def test_breaker_stops_sending_when_stripe_keeps_failing(push):
