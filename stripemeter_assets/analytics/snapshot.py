@@ -308,12 +308,14 @@ def _retire(conn: duckdb.DuckDBPyConnection, where: str, params: list) -> None:
 
 
 def _collect_garbage(conn: duckdb.DuckDBPyConnection, folder: str) -> None:
-    """Deletes segment and unit files retired, or never recorded (a
-    publication that failed after writing them, and its scratch folders),
-    more than RETAIN ago."""
+    """Deletes segment and unit files retired more than RETAIN ago, and
+    files never recorded (a publication that failed after writing them, and
+    its scratch folders) written more than RETAIN ago. A file written long
+    ago and retired now stays: a reader's open snapshot may name it."""
     cutoff = datetime.now(UTC).replace(tzinfo=None) - RETAIN
-    live = {p for (p,) in conn.execute("SELECT path FROM snapshot_segments WHERE retired_at IS NULL UNION ALL "
-                                       "SELECT path FROM snapshot_unit_files WHERE retired_at IS NULL").fetchall()}
+    keep = "retired_at IS NULL OR retired_at >= ?"
+    live = {p for (p,) in conn.execute(f"SELECT path FROM snapshot_segments WHERE {keep} UNION ALL "
+                                       f"SELECT path FROM snapshot_unit_files WHERE {keep}", [cutoff, cutoff]).fetchall()}
     for table in (*APPEND_ONLY, *UNIT_TABLES):
         sub = os.path.join(folder, table)
         if not os.path.isdir(sub):

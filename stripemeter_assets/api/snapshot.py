@@ -72,9 +72,11 @@ class Snapshot:
         return self.conn.execute(load_sql(sql_name)).fetchall()
 
     def has_table(self, name: str) -> bool:
+        """A table, or a view over the snapshot's Parquet files (analytics/snapshot.py)."""
         return bool(self.conn.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
-            [name]).fetchone())
+            "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = $name "
+            "UNION ALL SELECT 1 FROM duckdb_views() WHERE database_name = current_database() AND view_name = $name",
+            {"name": name}).fetchone())
 
 
 @contextmanager

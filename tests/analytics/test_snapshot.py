@@ -398,3 +398,27 @@ def test_days_become_one_file_a_month_as_they_age_and_days_without_a_version_are
         publish_snapshot_from(conn, paths["analytics"], as_of=datetime(2025, 5, 2))
         assert sorted(n.rsplit("-", 1)[0] for n in daily_files(paths)) == ["2025-03"]
         assert same_daily_usage(conn, paths)
+
+
+def test_a_reader_keeps_the_files_of_its_snapshot_for_a_day_after_they_are_retired(paths):
+    # RETAIN runs from a file's retirement, not from its writing: a unit written days ago and
+    # retired now is still named by the snapshot a reader holds open.
+    drop_events(paths["landing"], "cus_1", [2], ts="2025-03-10T10:00:00Z")
+    with warehouse.connect(paths["warehouse"]) as conn:
+        ingest(conn, paths["landing"])
+        count_days(conn, "2025-03-10", "2025-03-10")
+        publish_snapshot_from(conn, paths["analytics"])
+        folder = os.path.join(snapshot.segments_dir(paths["analytics"]), "daily_usage")
+        for name in os.listdir(folder):
+            days_ago = datetime.now().timestamp() - 3 * 86400
+            os.utime(os.path.join(folder, name), (days_ago, days_ago))
+        reader = duckdb.connect(paths["analytics"], read_only=True)
+        try:
+            drop_events(paths["landing"], "cus_2", [5], ts="2025-03-10T11:00:00Z")
+            ingest(conn, paths["landing"])
+            count_days(conn, "2025-03-10", "2025-03-10")
+            publish_snapshot_from(conn, paths["analytics"])
+            assert reader.execute("SELECT sum(sum_quantity) FROM daily_usage").fetchall() == [(Decimal(2),)]
+        finally:
+            reader.close()
+    assert read(paths["analytics"], "SELECT sum(sum_quantity) FROM daily_usage") == [(Decimal(7),)]

@@ -12,7 +12,7 @@ from stripemeter_assets.cli.runner import catch_up
 from stripemeter_assets.analytics.snapshot import publish_snapshot_from
 from stripemeter_assets.warehouse import connect
 from tests.api.conftest import auth, http
-from tests.conftest import event
+from tests.conftest import BASE_CONFIG, event
 
 
 def scrape(server, key) -> dict[tuple[str, tuple], float]:
@@ -37,6 +37,8 @@ def test_metrics_parse_as_prometheus_text_and_move_when_events_arrive(env, keys,
     assert ("stripemeter_ledger_events", ()) not in after
 
     env.drop_text("broken.parquet", "not parquet")  # rejected: it stays in the landing, seen by the ledger
+    env.write_config({**BASE_CONFIG, "stripe": {"meters": [{"tenant": "*", "metric": "api_calls",
+                                                             "event_name": "api_calls"}]}})
     assert not catch_up(defs, instance).failed
     gauges = scrape(server, keys["acme"])
     assert gauges[("stripemeter_ledger_events", ())] == 2
@@ -46,6 +48,9 @@ def test_metrics_parse_as_prometheus_text_and_move_when_events_arrive(env, keys,
     text = http.get(server.url + "/metrics", headers=auth(keys["acme"])).text
     for family in ("stripemeter_push_intents", "stripemeter_reconciliation_rows", "stripemeter_quarantine_rows"):
         assert f"# TYPE {family} gauge" in text
+    # no key: the intents are planned (dry run), and published as a view over Parquet files
+    assert gauges[("stripemeter_push_intents", (("status", "planned"),))] == env.sql(
+        "SELECT count(*) FROM stripe_pushes WHERE status = 'planned'")[0][0] > 0
     # Bounded labels: no customer or tenant anywhere.
     assert not any(dict(labels).keys() & {"customer", "customer_ref", "tenant"} for _, labels in gauges)
 
