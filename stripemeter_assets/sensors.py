@@ -53,7 +53,7 @@ RANGE_END = "dagster/asset_partition_range_end"
 MAX_DAY_GAP = 3
 
 
-def day_ranges(days: list[str]) -> list[tuple[str, str]]:
+def _day_ranges(days: list[str]) -> list[tuple[str, str]]:
     ordered = sorted({date.fromisoformat(d) for d in days})
     ranges: list[list[date]] = []
     for day in ordered:
@@ -101,7 +101,7 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         context.log.warning(f"{len(outside)} touched days precede the partitions ({PARTITIONS_START}): {outside[:5]}")
     runs = [
         partition_request(daily_usage_job.name, f"daily-{cursor['usage_events']}-{first}-{last}", first, last, tags)
-        for first, last in day_ranges([d for d in days if d >= PARTITIONS_START])
+        for first, last in _day_ranges([d for d in days if d >= PARTITIONS_START])
     ]
 
     dailies = instance.fetch_materializations(
@@ -114,7 +114,7 @@ def watermark_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor["daily_usage"] = max(cursor["daily_usage"], record.storage_id)
     runs += [
         partition_request(period_usage_job.name, f"period-{cursor['daily_usage']}-{first}-{last}", first, last, tags)
-        for first, last in day_ranges(sorted(changed))
+        for first, last in _day_ranges(sorted(changed))
     ]
     if not runs:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new batches or counter changes"), cursor=json.dumps(cursor))

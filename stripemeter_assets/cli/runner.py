@@ -13,7 +13,7 @@ import duckdb
 from stripemeter_assets import settings
 from stripemeter_assets.jobs import SETTLE_ASSETS
 from stripemeter_assets.periods.lookup import share_a_period, stabbing_days
-from stripemeter_assets.sensors import RANGE_END, RANGE_START, day_ranges, partition_request
+from stripemeter_assets.sensors import RANGE_END, RANGE_START, partition_request
 
 SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
@@ -169,12 +169,21 @@ def catch_up(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int
         if not requested:
             break
     if settle:
+        report.runs.extend(settle_periods(defs, instance, _spans_to_settle(defs, report, now_period)))
+    return report
+
+
+def _spans_to_settle(defs: dg.Definitions, report: CatchUpReport, now_period: str) -> list[tuple[str, bool]]:
+    """`_periods_to_settle` and `_fewest_days` over the warehouse's periods; when another
+    process holds the warehouse's lock, each span as it is, and its run meets the lock as
+    any run would, as a failed run the report shows."""
+    try:
         with defs.resources["warehouse"].connect() as conn:
             spans = _periods_to_settle(report, now_period, lambda last, first: share_a_period(
                 conn, _day(last) + timedelta(days=1), _day(first)))
-            spans = [fewer for span, counted in spans for fewer in _fewest_days(conn, span, counted)]
-        report.runs.extend(settle_periods(defs, instance, spans))
-    return report
+            return [fewer for span, counted in spans for fewer in _fewest_days(conn, span, counted)]
+    except duckdb.IOException:
+        return _periods_to_settle(report, now_period, lambda last, first: False)
 
 
 def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance,
@@ -218,13 +227,21 @@ def _periods_to_settle(report: CatchUpReport, now_period: str,
 def _fewest_days(conn: duckdb.DuckDBPyConnection, span: str, counted: bool) -> list[tuple[str, bool]]:
     """A counted span is settled over its stabbing days only (`periods.lookup.stabbing_days`:
     the same periods, a fraction of the day partitions, each of which costs Dagster event
-    records per asset). An uncounted span keeps every day: its recount also gives the
-    counters of each month it touches their calendar periods."""
+    records per asset), in one run per group of them that share a period, so that no period
+    is settled twice; with no period at all, over its last day (the push still pulls error
+    reports and re-sends what is pending). An uncounted span keeps every day: its recount
+    also gives the counters of each month it touches their calendar periods."""
     if not counted:
         return [(span, False)]
     first, _, last = span.partition("..")
-    days = [d.strftime("%Y-%m-%d") for d in stabbing_days(conn, _day(first), _day(last or first))]
-    return [(a if a == b else f"{a}..{b}", True) for a, b in day_ranges(days)]
+    days = stabbing_days(conn, _day(first), _day(last or first)) or [_day(last or first)]
+    groups = [[days[0], days[0]]]
+    for day in days[1:]:
+        if share_a_period(conn, groups[-1][1] + timedelta(days=1), day):
+            groups[-1][1] = day
+        else:
+            groups.append([day, day])
+    return [(f"{a:%Y-%m-%d}" if a == b else f"{a:%Y-%m-%d}..{b:%Y-%m-%d}", True) for a, b in groups]
 
 
 def _day(partition: str) -> datetime:

@@ -1,12 +1,16 @@
 """Which day spans a catch-up settles (push, reconciliation) once counting is done."""
 
+import subprocess
+import sys
 from datetime import datetime
 
 import dagster as dg
 
-from stripemeter_assets.cli.runner import CatchUpReport, RunOutcome, _periods_to_settle, catch_up
+from stripemeter_assets.cli.runner import (CatchUpReport, RunOutcome, _fewest_days, _periods_to_settle,
+                                           _spans_to_settle, catch_up)
 from stripemeter_assets.definitions import defs
 from stripemeter_assets.periods.lookup import stab
+from stripemeter_assets.warehouse import connect
 from tests.conftest import event
 
 
@@ -87,6 +91,36 @@ def test_catch_up_settles_a_counted_span_over_the_fewest_days_that_meet_its_peri
                        "2025-03-20": {"period_usage", "stripe_push", "reconciliation_report", "invoice_reconciliation"}}
     # February was reconciled all the same: every counter of it has its row
     assert env.sql("SELECT count(*) FROM reconciliation WHERE period_start = '2025-02-01'") == [(5,)]
+
+
+def test_stabbing_days_that_share_a_period_are_settled_in_one_run(env):
+    # 10-20 March counted: calendar months, and a customer anchored on the 15th. Its periods
+    # need the 14th and the 20th; both meet March, so one run over 14..20 settles March once.
+    with connect(str(env.warehouse)) as conn:
+        conn.executemany("INSERT INTO billing_periods VALUES ('acme', ?, ?, ?, NULL, 'api_calls', ?, ?, ?, "
+                         "'platform', TIMESTAMP '2025-03-20')",
+                         [("cus_A", None, None, "2025-03-01", "2025-04-01", "calendar"),
+                          ("cus_B", "cus_B", "si_1", "2025-02-15", "2025-03-15", "stripe"),
+                          ("cus_B", "cus_B", "si_1", "2025-03-15", "2025-04-15", "stripe")])
+        assert _fewest_days(conn, "2025-03-10..2025-03-20", True) == [("2025-03-14..2025-03-20", True)]
+        # without the calendar month, nothing joins the two days: two runs, each period once
+        conn.execute("DELETE FROM billing_periods WHERE customer_ref = 'cus_A'")
+        assert _fewest_days(conn, "2025-03-10..2025-03-20", True) == [("2025-03-14", True), ("2025-03-20", True)]
+        # a span with no period at all still gets its run (error reports, pending intents)
+        assert _fewest_days(conn, "2025-06-10..2025-06-20", True) == [("2025-06-20", True)]
+
+
+def test_spans_are_settled_as_they_are_while_another_process_holds_the_warehouse(env):
+    env.sql("SELECT 1")  # the warehouse exists
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.readline()", str(env.warehouse)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        report = refreshed("2025-01-03..2025-01-08")
+        assert _spans_to_settle(defs, report, "2025-01-09") == [("2025-01-03..2025-01-08", True), ("2025-01-09", False)]
+    finally:
+        holder.communicate("\n", timeout=30)
 
 
 def test_the_fewest_days_meet_every_period():
