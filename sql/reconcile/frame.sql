@@ -8,11 +8,12 @@
 -- Totals are in Stripe's units: sm_units_at_close (the total at close for a
 -- closed period), plus what closed periods carried into a sum meter's window. `status` is set here for the rows
 -- Stripe is not asked about (unmapped, or no key to read with); NULL rows
--- are read and classified by reconcile/run.py. A counter whose total in
--- Stripe's units does not fit `reconciliation.local_total` (DECIMAL(38, 9):
--- a value near the limit times its unit_scale) leaves the frame for TEMP
--- recon_too_large, which fails the run by name once every other row is
--- stored; its scaling is TRY'd so that it cannot stop the others.
+-- are read and classified by reconcile/run.py. A mapped counter whose
+-- total in Stripe's units does not fit `reconciliation.local_total`
+-- (DECIMAL(38, 9): a value near the limit times its unit_scale) leaves the
+-- frame for TEMP recon_too_large, which fails the run by name once every
+-- other row is stored; an unmapped one stays, unmapped, with no local_total,
+-- as the push only reports it. Scaling is TRY'd so that none stops the others.
 -- Params: $period_start, $now, $sum_aggregations, $not_in_stripe,
 -- $unmapped_meter, $unmapped_customer (causes), $summary_failed (cause prefix).
 CREATE OR REPLACE TEMP TABLE recon_frame AS
@@ -98,6 +99,7 @@ SELECT *,
 FROM rows;
 
 CREATE OR REPLACE TEMP TABLE recon_too_large AS
-SELECT tenant_id, customer_ref, metric, local_value, unit_scale FROM recon_frame WHERE local_total IS NULL;
+SELECT tenant_id, customer_ref, metric, period_start, local_value, unit_scale FROM recon_frame
+WHERE local_total IS NULL AND status IS DISTINCT FROM 'unmapped';
 
-DELETE FROM recon_frame WHERE local_total IS NULL;
+DELETE FROM recon_frame WHERE local_total IS NULL AND status IS DISTINCT FROM 'unmapped';

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS reconciliation (
     meter_formula    VARCHAR,                 -- sum | last
     unit_scale       BIGINT NOT NULL,
     local_value      DECIMAL(38, 9) NOT NULL, -- period_usage.value (unscaled)
-    local_total      DECIMAL(38, 9) NOT NULL, -- scaled units, what Stripe should hold for the window
+    local_total      DECIMAL(38, 9),          -- scaled units, what Stripe should hold for the window; NULL
+                                              -- for an unmapped counter beyond DECIMAL(38, 9) once scaled
     pushed_total     DECIMAL(38, 9),          -- acknowledged (sum: pushed_total + carried_in, last: last_value)
     stripe_total     DECIMAL(38, 9),          -- Stripe's meter event summary over the window, NULL when unknown
     drift            DECIMAL(38, 9),          -- |local_total − stripe_total|
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS reconciliation (
     run_id           VARCHAR,
     checked_at       TIMESTAMP NOT NULL
 );
+
+ALTER TABLE reconciliation ALTER COLUMN local_total DROP NOT NULL;
 
 -- Every auto-correction: the counter's acknowledged total was lowered to
 -- what Stripe was seen to hold, so the push planner re-sends the gap as a

@@ -203,9 +203,20 @@ def _recent(as_of: datetime) -> date:
     return (as_of.date().replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
-def _signatures(conn: duckdb.DuckDBPyConnection, table: str, recent: date) -> dict[str, str]:
+def _units(conn: duckdb.DuckDBPyConnection, table: str, recent: date) -> dict[str, dict]:
+    """unit -> (unit, first, last, signature) of `table`; the signature also
+    carries the table's columns, so that a new column rewrites every unit
+    (one file's schema is taken for all of them)."""
     warehouse.run_script(conn, "analytics/unit_macros.sql")
-    return {r["unit"]: r["signature"] for r in warehouse.query(conn, UNIT_TABLES[table][0], recent=recent)}
+    [(columns,)] = conn.execute(
+        "SELECT md5(string_agg(column_name || ' ' || data_type, ',' ORDER BY column_index)) FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?", [table]).fetchall()
+    return {r["unit"]: {**r, "signature": f"{columns[:12]}:{r['signature']}"}
+            for r in warehouse.query(conn, UNIT_TABLES[table][0], recent=recent)}
+
+
+def _signatures(conn: duckdb.DuckDBPyConnection, table: str, recent: date) -> dict[str, str]:
+    return {unit: r["signature"] for unit, r in _units(conn, table, recent).items()}
 
 
 def _unit_files(conn: duckdb.DuckDBPyConnection, table: str, folder: str,
@@ -213,8 +224,7 @@ def _unit_files(conn: duckdb.DuckDBPyConnection, table: str, folder: str,
     """(live files, their rows, the signature of each unit) of `table`, after
     writing each unit whose signature is not the one published. No files when
     the table is empty: it is copied."""
-    warehouse.run_script(conn, "analytics/unit_macros.sql")
-    units = {r["unit"]: r for r in warehouse.query(conn, UNIT_TABLES[table][0], recent=recent)}
+    units = _units(conn, table, recent)
     prefix = os.path.join(folder, table) + os.sep
     live = "FROM snapshot_unit_files WHERE table_name = ? AND retired_at IS NULL AND starts_with(path, ?)"
     published = dict(conn.execute(f"SELECT unit, signature {live}", [table, prefix]).fetchall())

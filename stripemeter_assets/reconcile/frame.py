@@ -58,10 +58,10 @@ def _add_vanished(conn: duckdb.DuckDBPyConnection, config: Config, period: datet
 
 
 def too_large(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """The counters the frame left out because their total in Stripe's units
-    does not fit a reconciliation row (frame.sql), as tenant/customer/metric."""
-    return [f"{t}/{c}/{m} ({v.normalize():f} x {scale})" for t, c, m, v, scale in conn.execute(
-        "SELECT tenant_id, customer_ref, metric, local_value, unit_scale FROM recon_too_large "
+    """The mapped counters the frame left out because their total in Stripe's
+    units does not fit a reconciliation row (frame.sql), as tenant/customer/metric period."""
+    return [f"{t}/{c}/{m} {p:%Y-%m-%d} ({v.normalize():f} x {scale})" for t, c, m, p, v, scale in conn.execute(
+        "SELECT tenant_id, customer_ref, metric, period_start, local_value, unit_scale FROM recon_too_large "
         "ORDER BY tenant_id, customer_ref, metric").fetchall()]
 
 

@@ -393,6 +393,9 @@ def test_days_become_one_file_a_month_as_they_age_and_days_without_a_version_are
         assert sorted(n.rsplit("-", 1)[0] for n in daily_files(paths)) == ["2025-03-10", "2025-03-11"]
         assert same_daily_usage(conn, paths)
 
+        conn.execute("ALTER TABLE daily_usage ADD COLUMN note VARCHAR DEFAULT 'n'")  # a later schema
+        publish_snapshot_from(conn, paths["analytics"])
+        assert read(paths["analytics"], "SELECT DISTINCT note FROM daily_usage") == [("n",)]
         # a publication killed while writing units left its scratch folder
         os.makedirs(os.path.join(snapshot.segments_dir(paths["analytics"]), "daily_usage", ".dead.tmp", "x"))
         publish_snapshot_from(conn, paths["analytics"], as_of=datetime(2025, 5, 2))

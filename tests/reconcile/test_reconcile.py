@@ -254,8 +254,10 @@ def test_a_counter_too_large_for_stripe_units_fails_reconciliation_by_name_and_t
     result = recon.run(with_push=False, expect_success=False)
 
     text = recon.push.failure_text(result)
-    assert "too large" in text and "acme/cus_B/cpu_hours" in text and "acme/ext-9/cpu_hours" in text
-    assert {(r["customer_ref"], r["metric"]): r["status"] for r in recon.rows()} == {("cus_A", "api_calls"): "ok"}
+    assert "1 counter(s) too large" in text and "acme/cus_B/cpu_hours 2025-03-01" in text
+    # the unmapped one is reported as such, as the push reports it, with no total in Stripe's units
+    assert {(r["customer_ref"], r["metric"]): (r["status"], r["local_total"]) for r in recon.rows()} == {
+        ("cus_A", "api_calls"): ("ok", 5), ("ext-9", "cpu_hours"): ("unmapped", None)}
     assert (recon.reports / "reconciliation-2025-03.csv").exists()
     invoices = dg.materialize([invoice_reconciliation], partition_key="2025-03-01", raise_on_error=False,
                               resources=recon.resources())
