@@ -1,20 +1,22 @@
 """Publishing the analyst snapshot after a day's recount and push, against the
-length of the history: `daily_usage` holds a row per counter and day and
-`stripe_pushes` a row per intent, so a publication that copies them whole
-costs the history again after every run.
+length of the history: `daily_usage` holds a row per counter and day,
+`stripe_pushes` a row per intent and `landing_files` a row per file, so a
+publication that copies them whole costs the history again after every run.
 
 For each history length of `--days` (default 30,365): a scratch warehouse with
 `--counters` counters (default 20k) counted every day of that many days
 (daily_usage rows written by SQL, as sql/counters/daily_usage.sql leaves them,
 though not in day order, which makes the first publication's reads dearer),
-an acknowledged intent per counter and day, and one event per counter today. Today's code and the code of
-BASELINE_COMMIT (which copied daily_usage into every snapshot) each get a copy
-of it, publish it once, then `--repeat` times recount today through the real
-daily_usage.sql, add today's intents (an intent per counter, written by SQL)
-and publish again; that publication is timed, in the same run for both codes.
-The snapshot's daily_usage and stripe_pushes are checked against the warehouse's.
-Target: the publication after a recount costs about the same whatever the
-history (365 days within 1.5x of 30).
+an acknowledged intent per counter and day, FILES_PER_DAY landing files a day
+(an API-fed landing records a file per call), and one event per counter today.
+Today's code and the code of BASELINE_COMMIT (which copied those tables into
+every snapshot) each get a copy of it, publish it once, then `--repeat` times
+recount today through the real daily_usage.sql, add today's intents (one per
+counter) and landing files (both written by SQL) and publish again; that
+publication is timed, in the same run for both codes. The snapshot's
+daily_usage, stripe_pushes and landing_files are checked against the
+warehouse's. Target: the publication after a day's work costs about the same
+whatever the history (365 days within 1.5x of 30).
 
 Run: python bench/snapshot.py [--counters 20000] [--days 30,365] [--repeat 3]
 """
@@ -34,9 +36,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 import common  # noqa: E402
 from common import Row, fmt_count, fmt_runs, fmt_s, log, worker  # noqa: E402
 
-BASELINE_COMMIT = "68b2c86"  # before daily_usage and stripe_pushes were published by units of days
+BASELINE_COMMIT = "68b2c86"  # before daily_usage, stripe_pushes and landing_files were published incrementally
 NOW = datetime(2025, 3, 20, 12)
 TODAY = NOW.replace(hour=0)
+
+
+FILES_PER_DAY = 2_000  # landing files a day: an API-fed landing records one per call
 
 
 @worker
@@ -68,6 +73,11 @@ def build(db: str, counters: int, days: int) -> dict:
                    nextval('stripe_pushes_version')
             FROM range({counters}) r(c),
                  (SELECT (TIMESTAMP '{TODAY}' - to_days(i::INT))::DATE AS day FROM range(1, {days} + 1) t(i)) d""")
+        conn.execute(f"""
+            INSERT INTO landing_files
+            SELECT i, printf('landing/api-%09d.jsonl', i), md5(i::VARCHAR) || md5(i::VARCHAR), 'jsonl', 300, 1, 1,
+                   0, 0, 'loaded', NULL, 'batch-' || i, TIMESTAMP '{TODAY}' - to_seconds((i * 86400 // {FILES_PER_DAY})::BIGINT)
+            FROM range({days} * {FILES_PER_DAY}) t(i)""")
         conn.execute("CHECKPOINT")
         rows = conn.execute("SELECT count(*) FROM daily_usage").fetchone()[0]
     return {"seconds": time.perf_counter() - start, "daily_rows": rows}
@@ -95,11 +105,17 @@ def recount_and_publish(db: str, analytics: str, repeat: int) -> dict:
                                         TIMESTAMP '{NOW}' AS created_at, nextval('stripe_pushes_version') AS version)
                     FROM stripe_pushes p WHERE created_at >= TIMESTAMP '{TODAY}' - INTERVAL 1 DAY
                       AND created_at < TIMESTAMP '{TODAY}'""")
+                conn.execute(f"""
+                    INSERT INTO landing_files
+                    SELECT f.* REPLACE (f.file_seq + 10000000000 AS file_seq, f.path || '-today' AS path,
+                                        TIMESTAMP '{NOW}' AS loaded_at)
+                    FROM landing_files f ORDER BY file_seq DESC LIMIT {FILES_PER_DAY}""")
             start = time.perf_counter()
             publish_snapshot_from(conn, analytics, as_of=NOW)
             seconds.append(time.perf_counter() - start)
         sql = ("SELECT (SELECT count(*) FROM daily_usage), (SELECT sum(sum_quantity) FROM daily_usage), "
-               "(SELECT count(*) FROM stripe_pushes), (SELECT max(created_at) FROM stripe_pushes)")
+               "(SELECT count(*) FROM stripe_pushes), (SELECT max(created_at) FROM stripe_pushes), "
+               "(SELECT count(*) FROM landing_files)")
         expected = conn.execute(sql).fetchall()
     reader = duckdb.connect(analytics, read_only=True)
     try:
@@ -107,7 +123,7 @@ def recount_and_publish(db: str, analytics: str, repeat: int) -> dict:
     finally:
         reader.close()
     return {"seconds": seconds, "first_s": first, "same": published == expected, "rows": expected[0][0],
-            "intents": expected[0][2]}
+            "intents": expected[0][2], "files": expected[0][4]}
 
 
 def main() -> None:
@@ -133,7 +149,7 @@ def main() -> None:
                     raise RuntimeError(f"{label}: the snapshot's daily_usage or stripe_pushes differ from the warehouse's")
                 best[(days, label)] = min(result["seconds"])
                 rows.append(Row(f"{days} days ({fmt_count(result['rows'])} daily rows, {fmt_count(result['intents'])} "
-                                f"intents): publication after today's recount and push, {label}",
+                                f"intents, {fmt_count(result['files'])} files): publication after a day's work, {label}",
                                 fmt_runs(result["seconds"])))
                 rows.append(Row(f"  the first publication, every row", fmt_s(result["first_s"])))
                 shutil.rmtree(analytics.with_name(analytics.name + ".segments"), ignore_errors=True)

@@ -9,8 +9,8 @@ file is built next to it, then `os.replace`d over it. A reader with an open
 connection keeps the old inode (its consistent old view); a new connection
 sees the new file. Publishing never waits for readers.
 
-The append-only tables (`events`, `quarantine`: rows are never updated or
-deleted) are not copied into that file. Their rows are written once, as
+The append-only tables (`events`, `quarantine`, `landing_files`: rows are
+never updated or deleted) are not copied into that file. Their rows are written once, as
 Parquet segments in `<snapshot>.segments/`, each new publication writing only
 the rows appended since the last (a rowid range, which DuckDB reads without
 scanning older row groups); the snapshot file holds views over the segments
@@ -47,7 +47,8 @@ from stripemeter_assets import settings, warehouse
 from stripemeter_assets.warehouse import ident, literal
 
 VIEWS_SQL = "analytics/analyst_views.sql"
-APPEND_ONLY = ("events", "quarantine")
+# landing_files: a row per file, so per API call for an API-fed landing.
+APPEND_ONLY = ("events", "quarantine", "landing_files")
 # Table -> (its units' query, the date a row's unit is of, the rows of the days
 # {first}..{last} (DATE literals) in a form whose zone maps prune row groups).
 UNIT_TABLES = {

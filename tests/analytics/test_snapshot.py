@@ -274,12 +274,14 @@ def test_each_publication_writes_only_the_rows_appended_since_the_last(paths):
         ingest(conn, paths["landing"])
         counts = publish_snapshot_from(conn, paths["analytics"])
         after = segment_files(paths)
-    assert counts["events"] == 1002
-    # the first publication's segment is untouched; one new one holds the two new rows
+    assert counts["events"] == 1002 and counts["landing_files"] == 2
+    # the first publication's segments are untouched; new ones hold the two new rows and the new file
     assert {p: m for p, m in after.items() if p in first} == first
-    [new] = set(after) - set(first)
-    assert duckdb.connect().execute(f"SELECT customer_ref, quantity FROM read_parquet('{new}') ORDER BY 2").fetchall() == [
-        ("cus_2", Decimal(5)), ("cus_2", Decimal(6))]
+    new = {os.path.basename(os.path.dirname(p)): p for p in set(after) - set(first)}
+    assert sorted(new) == ["events", "landing_files"]
+    assert duckdb.connect().execute(f"SELECT customer_ref, quantity FROM read_parquet('{new['events']}') "
+                                    "ORDER BY 2").fetchall() == [("cus_2", Decimal(5)), ("cus_2", Decimal(6))]
+    assert duckdb.connect().execute(f"SELECT rows_loaded FROM read_parquet('{new['landing_files']}')").fetchall() == [(2,)]
     assert read(paths["analytics"], "SELECT count(*), sum(quantity) FROM events") == [(1002, Decimal(500511))]
 
 
