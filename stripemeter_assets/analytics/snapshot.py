@@ -10,26 +10,28 @@ connection keeps the old inode (its consistent old view); a new connection
 sees the new file. Publishing never waits for readers.
 
 The append-only tables (`events`, `quarantine`, `landing_files`: rows are
-never updated or deleted) are not copied into that file. Their rows are written once, as
-Parquet segments in `<snapshot>.segments/`, each new publication writing only
-the rows appended since the last (a rowid range, which DuckDB reads without
-scanning older row groups); the snapshot file holds views over the segments
-its transaction saw. Every other table is small (one row per counter,
-intent, file, ...) and copied whole, but for the ledger's key index, which is
-not published. Segments are immutable: a reader's old snapshot keeps reading
-the files it names. When a size tier holds `MERGE_FANOUT` segments they are
-merged into one and retired; retired and orphaned files are deleted after
-`RETAIN`, so a snapshot held open longer than that may lose rows it still
-names.
+never updated or deleted) are not copied into that file. Their rows are
+written once, as Parquet segments in `<snapshot>.segments/`, each new
+publication writing only the rows appended since the last (a rowid range,
+which DuckDB reads without scanning older row groups); the snapshot file
+holds views over the segments its transaction saw. Segments are immutable: a
+reader's old snapshot keeps reading the files it names. When a size tier
+holds `MERGE_FANOUT` segments they are merged into one and retired; retired
+files are deleted `RETAIN` after their retirement, and orphaned ones
+`RETAIN` after their writing, so a snapshot held open longer than that may
+lose rows it still names.
 
 Two mutable tables grow with the history, `daily_usage` (a row per counter
 and day) and `stripe_pushes` (a row per intent). They are published as
 Parquet files too, one per unit of days of a date column (`UNIT_TABLES`): a
 day for the days since the first of the previous month, a month for older
 ones, so a year of history is a few dozen files. Each unit has a signature
-computed from narrow columns (a version every write bumps); a publication
-writes only the units whose signature is not the one published, usually
-today's, and retires their old files like segments.
+computed from narrow columns (a version every write bumps) and the table's
+columns; a publication writes only the units whose signature is not the one
+published, usually today's, and retires their old files like segments.
+
+Every other table (a row per counter, per counter and period, ...) is copied
+whole, but for the ledger's key index, which is not published.
 """
 
 from __future__ import annotations
