@@ -2,6 +2,7 @@
 sensors evaluated once per round, their run requests executed in process,
 until nothing is pending (`stripemeter catch-up`)."""
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ SENSOR_ORDER = ("landing_sensor", "watermark_sensor")
 CURSOR_PREFIX = "stripemeter/headless/"
 # Headless runs print their outcome lines; step-by-step logs stay in the instance.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Whether a period overlaps both [.., end) and [start, ..) (periods.lookup.share_a_period).
+Share = Callable[[datetime, datetime], bool]
 # pre_invoice_job without its recount, for spans period_usage_job has just counted.
 SETTLE_COUNTED = [dg.AssetKey(name) for name in SETTLE_ASSETS]
 
@@ -179,11 +182,11 @@ def _spans_to_settle(defs: dg.Definitions, report: CatchUpReport, now_period: st
     any run would, as a failed run the report shows."""
     try:
         with defs.resources["warehouse"].connect() as conn:
-            spans = _periods_to_settle(report, now_period, lambda last, first: share_a_period(
-                conn, _day(last) + timedelta(days=1), _day(first)))
-            return [fewer for span, counted in spans for fewer in _fewest_days(conn, span, counted)]
+            share = functools.partial(share_a_period, conn)
+            return [fewer for span, counted in _periods_to_settle(report, now_period, share)
+                    for fewer in _fewest_days(conn, share, span, counted)]
     except duckdb.IOException:
-        return _periods_to_settle(report, now_period, lambda last, first: False)
+        return _periods_to_settle(report, now_period, lambda end, start: False)
 
 
 def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance,
@@ -201,30 +204,21 @@ def settle_periods(defs: dg.Definitions, instance: dg.DagsterInstance,
 
 
 def _periods_to_settle(report: CatchUpReport, now_period: str,
-                       share: Callable[[str, str], bool]) -> list[tuple[str, bool]]:
+                       share: Share) -> list[tuple[str, bool]]:
     """(span, counted) for the day spans whose period counters this catch-up
     refreshed, plus today's (not counted) unless one of them holds it. Spans
-    that share a period (`share(last day of one, first day of the next)`) go
-    in one span: each pre-invoice run settles every period its days touch
-    (push, reconciliation, a Stripe read per mapped counter), so two runs
-    would settle that period twice. A merged span counts as counted only
-    when every day of it was counted."""
+    that share a period go in one span (`_merge_sharing`): each pre-invoice
+    run settles every period its days touch (push, reconciliation, a Stripe
+    read per mapped counter), so two runs would settle that period twice."""
     refreshed = {r.partitions for r in report.runs if r.job == "period_usage_job" and r.success and r.partitions}
-    spans = [(first, last or first, True) for first, _, last in (s.partition("..") for s in refreshed)]
-    if not any(first <= now_period <= last for first, last, _ in spans):
-        spans.append((now_period, now_period, False))
-    merged: list[tuple[str, str, bool]] = []
-    for first, last, counted in sorted(spans):
-        if merged and share(merged[-1][1], first):
-            m_first, m_last, m_counted = merged[-1]
-            contiguous = _day(first) <= _day(m_last) + timedelta(days=1)
-            merged[-1] = (m_first, max(m_last, last), m_counted and counted and contiguous)
-        else:
-            merged.append((first, last, counted))
-    return [(first if first == last else f"{first}..{last}", counted) for first, last, counted in merged]
+    spans = [(_day(first), _day(last or first), True) for first, _, last in (s.partition("..") for s in refreshed)]
+    today = _day(now_period)
+    if not any(first <= today <= last for first, last, _ in spans):
+        spans.append((today, today, False))
+    return [(_span(first, last), counted) for first, last, counted in _merge_sharing(sorted(spans), share)]
 
 
-def _fewest_days(conn: duckdb.DuckDBPyConnection, span: str, counted: bool) -> list[tuple[str, bool]]:
+def _fewest_days(conn: duckdb.DuckDBPyConnection, share: Share, span: str, counted: bool) -> list[tuple[str, bool]]:
     """A counted span is settled over its stabbing days only (`periods.lookup.stabbing_days`:
     the same periods, a fraction of the day partitions, each of which costs Dagster event
     records per asset), in one run per group of them that share a period, so that no period
@@ -235,13 +229,28 @@ def _fewest_days(conn: duckdb.DuckDBPyConnection, span: str, counted: bool) -> l
         return [(span, False)]
     first, _, last = span.partition("..")
     days = stabbing_days(conn, _day(first), _day(last or first)) or [_day(last or first)]
-    groups = [[days[0], days[0]]]
-    for day in days[1:]:
-        if share_a_period(conn, groups[-1][1] + timedelta(days=1), day):
-            groups[-1][1] = day
+    # every day of the span was counted, so each group is too
+    return [(_span(a, b), True) for a, b, _ in _merge_sharing([(d, d, True) for d in days], share)]
+
+
+def _merge_sharing(spans: list[tuple[datetime, datetime, bool]],
+                   share: Share) -> list[tuple[datetime, datetime, bool]]:
+    """Sorted (first, last, counted) day spans, each run of them that share a
+    period (`share(end of one, start of the next)`) as one span, counted only
+    when all of them were and they leave no day out between them."""
+    merged: list[tuple[datetime, datetime, bool]] = []
+    for first, last, counted in spans:
+        if merged and share(merged[-1][1] + timedelta(days=1), first):
+            m_first, m_last, m_counted = merged[-1]
+            contiguous = first <= m_last + timedelta(days=1)
+            merged[-1] = (m_first, max(m_last, last), m_counted and counted and contiguous)
         else:
-            groups.append([day, day])
-    return [(f"{a:%Y-%m-%d}" if a == b else f"{a:%Y-%m-%d}..{b:%Y-%m-%d}", True) for a, b in groups]
+            merged.append((first, last, counted))
+    return merged
+
+
+def _span(first: datetime, last: datetime) -> str:
+    return f"{first:%Y-%m-%d}" if first == last else f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
 
 
 def _day(partition: str) -> datetime:

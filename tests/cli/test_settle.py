@@ -1,15 +1,16 @@
 """Which day spans a catch-up settles (push, reconciliation) once counting is done."""
 
+import functools
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from stripemeter_assets.cli.runner import (CatchUpReport, RunOutcome, _fewest_days, _periods_to_settle,
                                            _spans_to_settle, catch_up)
 from stripemeter_assets.definitions import defs
-from stripemeter_assets.periods.lookup import stab
+from stripemeter_assets.periods.lookup import share_a_period, stab
 from stripemeter_assets.warehouse import connect
 from tests.conftest import event
 
@@ -22,7 +23,7 @@ def refreshed(*spans: str, failed: str = "") -> CatchUpReport:
     return CatchUpReport(runs=runs)
 
 
-def separate(last: str, first: str) -> bool:
+def separate(end: datetime, start: datetime) -> bool:
     return False
 
 
@@ -42,8 +43,8 @@ def test_today_is_settled_too_when_no_refreshed_span_holds_it():
 
 
 def test_spans_that_share_a_period_are_settled_in_one_run():
-    def january(last: str, first: str) -> bool:  # calendar months: does one month hold both days?
-        return last[:7] == first[:7]
+    def january(end: datetime, start: datetime) -> bool:  # calendar months: does one month hold both days?
+        return (end - timedelta(days=1)).month == start.month
     # 3 and 20 January share January: one run, recounting the days between that no run counted
     assert _periods_to_settle(refreshed("2025-01-03", "2025-01-20..2025-01-22"), "2025-01-25", january) == \
         [("2025-01-03..2025-01-25", False)]
@@ -102,12 +103,14 @@ def test_stabbing_days_that_share_a_period_are_settled_in_one_run(env):
                          [("cus_A", None, None, "2025-03-01", "2025-04-01", "calendar"),
                           ("cus_B", "cus_B", "si_1", "2025-02-15", "2025-03-15", "stripe"),
                           ("cus_B", "cus_B", "si_1", "2025-03-15", "2025-04-15", "stripe")])
-        assert _fewest_days(conn, "2025-03-10..2025-03-20", True) == [("2025-03-14..2025-03-20", True)]
+        share = functools.partial(share_a_period, conn)
+        assert _fewest_days(conn, share, "2025-03-10..2025-03-20", True) == [("2025-03-14..2025-03-20", True)]
         # without the calendar month, nothing joins the two days: two runs, each period once
         conn.execute("DELETE FROM billing_periods WHERE customer_ref = 'cus_A'")
-        assert _fewest_days(conn, "2025-03-10..2025-03-20", True) == [("2025-03-14", True), ("2025-03-20", True)]
+        assert _fewest_days(conn, share, "2025-03-10..2025-03-20", True) == [("2025-03-14", True),
+                                                                            ("2025-03-20", True)]
         # a span with no period at all still gets its run (error reports, pending intents)
-        assert _fewest_days(conn, "2025-06-10..2025-06-20", True) == [("2025-06-20", True)]
+        assert _fewest_days(conn, share, "2025-06-10..2025-06-20", True) == [("2025-06-20", True)]
 
 
 def test_spans_are_settled_as_they_are_while_another_process_holds_the_warehouse(env):
