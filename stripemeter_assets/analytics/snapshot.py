@@ -231,11 +231,10 @@ def _unit_files(conn: duckdb.DuckDBPyConnection, table: str, folder: str,
     prefix = os.path.join(folder, table) + os.sep
     live = "FROM snapshot_unit_files WHERE table_name = ? AND retired_at IS NULL AND starts_with(path, ?)"
     published = dict(conn.execute(f"SELECT unit, signature {live}", [table, prefix]).fetchall())
-    for unit in set(published) - set(units):
+    current = {unit for unit, u in units.items() if published.get(unit) == u["signature"]}
+    for unit in set(published) - current:  # gone, or written again below
         _retire_unit(conn, table, unit, prefix)
-    changed = [u for unit, u in sorted(units.items()) if published.get(unit) != u["signature"]]
-    for u in changed:
-        _retire_unit(conn, table, u["unit"], prefix)
+    changed = [u for unit, u in sorted(units.items()) if unit not in current]
     if changed:
         _write_units(conn, table, folder, changed, recent, every=len(changed) == len(units))
     files = conn.execute(f"SELECT path, rows {live} AND rows > 0 ORDER BY unit", [table, prefix]).fetchall()
